@@ -1,0 +1,15 @@
+"""The ``gdzoo`` command line. Each subcommand lives beside the code it drives."""
+from __future__ import annotations
+
+import click
+
+from . import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gdzoo")
+def main() -> None:
+    """gdzoo: CNNs pruned with Gate Decorator, their recipes and Hub publishing."""
+
+
+# Subcommands are registered below, one line each, by the modules that implement them.
