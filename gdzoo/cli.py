@@ -13,3 +13,8 @@ def main() -> None:
 
 
 # Subcommands are registered below, one line each, by the modules that implement them.
+from .zoo.commands import info_command, list_command, push_command  # noqa: E402
+
+main.add_command(list_command)
+main.add_command(info_command)
+main.add_command(push_command)

@@ -1,0 +1,160 @@
+"""The zoo's named variants, read from one JSON file per entry under ``gdzoo/zoo/data/``.
+
+Data, not code: ``data/entries/<name>.json`` says what a variant is and where its weights live;
+``data/widths/<name>.json`` holds a pruned variant's widths once a pruning run has produced them.
+:func:`update_from_export` drops a run's export into both files, so publishing needs no code change.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from ..flops import count_flops
+from ..models import create_model, default_widths
+from .datasets import get_dataset
+
+PUBLISHED, RECIPE_ONLY = "published", "recipe only"
+
+
+class UnknownModelError(ValueError):
+    """A name that is neither a zoo entry, an ``hf-hub:`` id nor an existing folder."""
+
+
+def data_dir() -> Path:
+    """Folder of the packaged registry data (entries/ and widths/)."""
+    return Path(str(resources.files("gdzoo.zoo") / "data"))
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One named variant. ``status`` is derived: published iff its Hub revision and sha256 are pinned."""
+
+    name: str
+    arch: str
+    dataset: str
+    widths: Optional[dict]  # None until a pruning run's widths are dropped in
+    baseline: Optional[str]
+    description: str
+    repo_id: str
+    revision: Optional[str]
+    sha256: Optional[str]
+    metrics: dict[str, Any]
+    target: Optional[dict[str, Any]]
+    recipe: dict[str, Any]
+    license: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return PUBLISHED if self.revision and self.sha256 else RECIPE_ONLY
+
+    @property
+    def reproduce(self) -> Optional[str]:
+        return self.recipe.get("command")
+
+    def macs_params(self) -> Optional[tuple[int, int]]:
+        """(MACs, params) counted from the architecture at its widths; None while widths are unknown."""
+        return _count(self.name) if self.widths is not None else None
+
+
+def _read_entry(path: Path, widths_dir: Path) -> ZooEntry:
+    raw = json.loads(path.read_text())
+    name = raw["name"]
+    if name != path.stem:
+        raise ValueError(f"{path}: entry name {name!r} must equal its file name {path.stem!r}")
+    get_dataset(raw["dataset"])
+    widths_file = widths_dir / f"{name}.json"
+    if raw["widths"] == "default":
+        widths = default_widths(raw["arch"])
+    elif raw["widths"] == "file":
+        widths = json.loads(widths_file.read_text()) if widths_file.exists() else None
+    else:
+        raise ValueError(f"{path}: \"widths\" must be \"default\" or \"file\" (data/widths/{name}.json)")
+    hub = raw["hub"]
+    known = {"name", "arch", "dataset", "widths", "baseline", "description", "hub", "metrics", "target",
+             "recipe", "license"}
+    return ZooEntry(name=name, arch=raw["arch"], dataset=raw["dataset"], widths=widths,
+                    baseline=raw.get("baseline"), description=raw.get("description", ""),
+                    repo_id=hub["repo_id"], revision=hub.get("revision"), sha256=hub.get("sha256"),
+                    metrics=raw.get("metrics", {}), target=raw.get("target"), recipe=raw.get("recipe", {}),
+                    license=raw.get("license", "apache-2.0"),
+                    extra={k: v for k, v in raw.items() if k not in known})
+
+
+@lru_cache(maxsize=1)
+def _entries() -> dict[str, ZooEntry]:
+    root = data_dir()
+    entries = {}
+    for path in sorted((root / "entries").glob("*.json")):
+        entry = _read_entry(path, root / "widths")
+        entries[entry.name] = entry
+    return entries
+
+
+def entries() -> dict[str, ZooEntry]:
+    """All zoo entries by name."""
+    return dict(_entries())
+
+
+def is_entry(name: str) -> bool:
+    return name in _entries()
+
+
+def get_entry(name: str) -> ZooEntry:
+    """The entry called ``name``; :class:`UnknownModelError` listing close names otherwise."""
+    if name not in _entries():
+        close = difflib.get_close_matches(name, list(_entries()), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownModelError(
+            f"unknown model {name!r}.{hint} Zoo models: {', '.join(_entries())}. "
+            "Also accepted: 'hf-hub:ORG/NAME[@REVISION]' or the path of an exported folder.")
+    return _entries()[name]
+
+
+@lru_cache(maxsize=None)
+def _count(name: str) -> tuple[int, int]:
+    entry = _entries()[name]
+    with torch.device("meta"):  # shapes only: no memory, no init cost
+        model = create_model(entry.arch, widths=entry.widths)
+    return count_flops(model, get_dataset(entry.dataset).input_size)
+
+
+def update_from_export(name: str, export_dir: str | Path, *, revision: Optional[str] = None,
+                       root: Optional[Path] = None) -> ZooEntry:
+    """Record an export of entry ``name`` in the registry data: its widths, metrics and weights sha256.
+
+    Pass ``revision`` (the Hub commit sha that ``gdzoo push`` printed) once it is published: pinning
+    revision + sha256 is what makes the entry "published". ``root`` defaults to the packaged data dir.
+    """
+    from .hubconfig import read_config
+
+    root = Path(root) if root is not None else data_dir()
+    entry_path = root / "entries" / f"{name}.json"
+    if not entry_path.exists():
+        get_entry(name)  # raises with close names
+    raw = json.loads(entry_path.read_text())
+    cfg = read_config(Path(export_dir) / "config.json", str(export_dir))
+    if cfg["arch"] != raw["arch"] or cfg["dataset"] != raw["dataset"]:
+        raise ValueError(f"{export_dir} is {cfg['arch']} on {cfg['dataset']}, but entry {name!r} is "
+                         f"{raw['arch']} on {raw['dataset']}")
+    if raw["widths"] == "file":
+        (root / "widths").mkdir(parents=True, exist_ok=True)
+        (root / "widths" / f"{name}.json").write_text(json.dumps(cfg["widths"]) + "\n")
+    elif cfg["widths"] != default_widths(raw["arch"]):
+        raise ValueError(f"entry {name!r} is an unpruned baseline but {export_dir} has pruned widths")
+    metrics = cfg["metrics"]
+    raw["metrics"] = {"top1": metrics.get("top1"), "top1_source": metrics.get("eval_notes")}
+    raw["hub"]["sha256"] = cfg["weights"]["sha256"]
+    if revision is not None:
+        raw["hub"]["revision"] = revision
+    entry_path.write_text(json.dumps(raw, indent=2) + "\n")
+    _entries.cache_clear()
+    _count.cache_clear()
+    return _read_entry(entry_path, root / "widths")
