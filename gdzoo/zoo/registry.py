@@ -3,11 +3,14 @@
 Data, not code: ``data/entries/<name>.json`` says what a variant is and where its weights live;
 ``data/widths/<name>.json`` holds a pruned variant's widths once a pruning run has produced them.
 :func:`update_from_export` drops a run's export into both files, so publishing needs no code change.
+Folders listed in ``GDZOO_REGISTRY`` (os.pathsep-separated, same layout) add or override entries:
+an organisation's private zoo, or a test's.
 """
 from __future__ import annotations
 
 import difflib
 import json
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -61,7 +64,7 @@ class ZooEntry:
 
     def macs_params(self) -> Optional[tuple[int, int]]:
         """(MACs, params) counted from the architecture at its widths; None while widths are unknown."""
-        return _count(self.name) if self.widths is not None else None
+        return _count(self.arch, json.dumps(self.widths), self.dataset) if self.widths is not None else None
 
 
 def _read_entry(path: Path, widths_dir: Path) -> ZooEntry:
@@ -88,13 +91,17 @@ def _read_entry(path: Path, widths_dir: Path) -> ZooEntry:
                     extra={k: v for k, v in raw.items() if k not in known})
 
 
-@lru_cache(maxsize=1)
 def _entries() -> dict[str, ZooEntry]:
-    root = data_dir()
+    return _load_entries(os.environ.get("GDZOO_REGISTRY", ""))
+
+
+@lru_cache(maxsize=4)
+def _load_entries(extra_roots: str) -> dict[str, ZooEntry]:
     entries = {}
-    for path in sorted((root / "entries").glob("*.json")):
-        entry = _read_entry(path, root / "widths")
-        entries[entry.name] = entry
+    for root in [data_dir()] + [Path(p) for p in extra_roots.split(os.pathsep) if p]:
+        for path in sorted((root / "entries").glob("*.json")):
+            entry = _read_entry(path, root / "widths")
+            entries[entry.name] = entry
     return entries
 
 
@@ -119,11 +126,10 @@ def get_entry(name: str) -> ZooEntry:
 
 
 @lru_cache(maxsize=None)
-def _count(name: str) -> tuple[int, int]:
-    entry = _entries()[name]
+def _count(arch: str, widths_json: str, dataset: str) -> tuple[int, int]:
     with torch.device("meta"):  # shapes only: no memory, no init cost
-        model = create_model(entry.arch, widths=entry.widths)
-    return count_flops(model, get_dataset(entry.dataset).input_size)
+        model = create_model(arch, widths=json.loads(widths_json))
+    return count_flops(model, get_dataset(dataset).input_size)
 
 
 def update_from_export(name: str, export_dir: str | Path, *, revision: Optional[str] = None,
@@ -155,6 +161,5 @@ def update_from_export(name: str, export_dir: str | Path, *, revision: Optional[
     if revision is not None:
         raw["hub"]["revision"] = revision
     entry_path.write_text(json.dumps(raw, indent=2) + "\n")
-    _entries.cache_clear()
-    _count.cache_clear()
+    _load_entries.cache_clear()
     return _read_entry(entry_path, root / "widths")
