@@ -13,8 +13,15 @@ def main() -> None:
 
 
 # Subcommands are registered below, one line each, by the modules that implement them.
+from .reproduce_cli import reproduce_command  # noqa: E402
+
+main.add_command(reproduce_command)
 from .zoo.commands import info_command, list_command, push_command  # noqa: E402
 
 main.add_command(list_command)
 main.add_command(info_command)
 main.add_command(push_command)
+
+from .upstream import convert_upstream_command  # noqa: E402
+
+main.add_command(convert_upstream_command)

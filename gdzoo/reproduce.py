@@ -1,0 +1,362 @@
+"""``gdzoo reproduce``: baseline -> gates -> Tick-Tock -> melt -> fine-tune -> evaluate -> export.
+
+Every stage checkpoints atomically into ``OUT/state/`` (each epoch, Tick and Tock), so ``--resume``
+continues a killed run and ends with the same masks as an uninterrupted one. Only rank 0 writes.
+The pruned model is melted *before* fine-tuning: the melted model computes the same function as
+the gated-masked one, and fine-tuning it costs the pruned model's MACs instead of the full width's.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import random
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import __version__, checkpoint, data, distributed
+from .flops import count_flops
+from .models import create_model, default_input_size
+from .recipe import RecipeError, load_recipe, take
+from .training import cosine_lr, evaluate, train_one_epoch
+
+DATA_DEFAULTS = {"source": "cifar10", "num_classes": 10, "image_size": 32, "batch_size": 128,
+                 "eval_batch_size": 500, "val_per_class": 500, "mean": list(data.CIFAR10_MEAN),
+                 "std": list(data.CIFAR10_STD), "synthetic_train": 512, "synthetic_val": 256,
+                 "workers": 8, "dataset": "cifar10", "data_description": ""}
+TRAIN_DEFAULTS = {"epochs": 0, "lr": 0.1, "min_lr": 0.0, "momentum": 0.9, "weight_decay": 5e-4,
+                  "nesterov": False, "max_steps_per_epoch": 0}
+BASELINE_DEFAULTS = {**TRAIN_DEFAULTS, "init": "scratch"}
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or continue as asked; the message says what to do."""
+
+
+@dataclass
+class Run:
+    """One reproduce run: its recipe, output folder, runtime and log."""
+
+    recipe: dict
+    out: Path
+    rt: distributed.Runtime
+    seed: int
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.out / "log.jsonl"
+
+    @property
+    def state(self) -> Path:
+        return self.out / "state"
+
+    def log(self, record: dict) -> None:
+        """Append one JSON record to log.jsonl and print its summary line (rank 0 only)."""
+        if not self.rt.is_main:
+            return
+        record = {"time": round(time.time(), 3), **record}
+        with open(self.log_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        tqdm.write(_summary(record))
+
+    def save(self, name: str, obj: Any) -> None:
+        if self.rt.is_main:
+            checkpoint.atomic_save(obj, self.state / f"{name}.pt")
+        distributed.barrier()
+
+    def load(self, name: str) -> Optional[Any]:
+        return checkpoint.load(self.state / f"{name}.pt")
+
+
+def _summary(record: dict) -> str:
+    parts = [f"[{record.get('stage', '?')}]"]
+    for key, fmt in (("event", "{}"), ("index", "#{}"), ("macs_ratio", "MACs {:.1%}"),
+                     ("params_ratio", "params {:.1%}"), ("loss", "loss {:.4f}"), ("acc", "acc {:.2%}"),
+                     ("val_top1", "val {:.2%}"), ("lr", "lr {:.2e}"), ("pruned", "pruned {}")):
+        if record.get(key) is not None:
+            parts.append(fmt.format(record[key]))
+    return " ".join(parts)
+
+
+def _git_commit() -> Optional[str]:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=5, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------------------- data
+
+def build_loaders(recipe: dict, data_path: Optional[str], rt: distributed.Runtime, seed: int):
+    """Train and val loaders for the recipe's data source; checks the class count."""
+    cfg = take(recipe["data"], DATA_DEFAULTS, "data")
+    mean, std = cfg["mean"], cfg["std"]
+    source = cfg["source"]
+    shard = dict(rank=rt.rank, world_size=rt.world_size)
+    if source in ("cifar10", "small-folder", "synthetic"):
+        if source == "synthetic":
+            train, val = data.synthetic(cfg["num_classes"], cfg["synthetic_train"], cfg["synthetic_val"],
+                                        cfg["image_size"], seed)
+        elif data_path is not None:
+            train, val = data.load_small_image_folder(data_path, cfg["val_per_class"],
+                                                      desc="decoding" if rt.is_main else None)
+        elif source == "cifar10":
+            root = Path(os.environ.get("GDZOO_DATA", Path.home() / ".cache" / "gdzoo" / "data"))
+            train, val = data.load_cifar10(root / "cifar10", download=rt.is_main)
+        else:
+            raise data.DataError("this recipe reads an image folder: pass --data PATH")
+        classes = train.classes
+        train_loader = data.TensorLoader(train, cfg["batch_size"], train=True, mean=mean, std=std,
+                                         device=rt.device, seed=seed, **shard)
+        val_loader = data.TensorLoader(val, cfg["eval_batch_size"], train=False, mean=mean, std=std,
+                                       device=rt.device, seed=seed, **shard)
+    elif source == "imagenet":
+        if data_path is None:
+            raise data.DataError("ImageNet recipes need --data PATH holding train/<class>/ and val/<class>/ folders")
+        common = dict(mean=mean, std=std, image_size=cfg["image_size"], workers=cfg["workers"], seed=seed, **shard)
+        train_loader = data.FolderLoader(data_path, "train", cfg["batch_size"], train=True, **common)
+        val_loader = data.FolderLoader(data_path, "val", cfg["eval_batch_size"], train=False, **common)
+        classes = train_loader.classes
+    else:
+        raise RecipeError(f"unknown data source {source!r} in [data]; use cifar10, small-folder, imagenet or synthetic")
+    if len(classes) != cfg["num_classes"]:
+        raise data.DataError(f"the data at {data_path} has {len(classes)} classes but recipe "
+                             f"{recipe['recipe']} expects {cfg['num_classes']}; check --data")
+    return train_loader, val_loader, classes
+
+
+# ------------------------------------------------------------------------------------- training
+
+def _sgd(model: nn.Module, cfg: dict, skip_decay: Callable[[str], bool] = lambda name: False):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if skip_decay(name) else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg["weight_decay"]}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"])
+
+
+def _wrap(model: nn.Module, rt: distributed.Runtime) -> nn.Module:
+    if rt.world_size > 1:
+        return nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    return model
+
+
+def _forward_model(model: nn.Module, rt: distributed.Runtime) -> nn.Module:
+    return torch.compile(model) if rt.compile else model
+
+
+def train_epochs(run: Run, stage: str, model: nn.Module, cfg: dict, train_loader, val_loader) -> nn.Module:
+    """SGD with cosine LR for ``cfg['epochs']`` epochs, resumable at every epoch boundary."""
+    epochs = cfg["epochs"]
+    if epochs <= 0:
+        return model
+    steps_per_epoch = len(train_loader) if not cfg["max_steps_per_epoch"] else min(len(train_loader), cfg["max_steps_per_epoch"])
+    optimizer = _sgd(model, cfg)
+    start = 0
+    state = run.load(f"{stage}_train")
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["epoch"]
+        torch.set_rng_state(state["rng"])
+    total = epochs * steps_per_epoch
+    net = _forward_model(_wrap(model, run.rt), run.rt)
+    for epoch in range(start, epochs):
+        stats = train_one_epoch(
+            net, train_loader.epoch(epoch), optimizer, device=run.rt.device,
+            lr_at=lambda step: cosine_lr(step, total, cfg["lr"], cfg["min_lr"]), start_step=epoch * steps_per_epoch,
+            amp_dtype=run.rt.amp_dtype, channels_last=run.rt.channels_last, max_steps=steps_per_epoch,
+            desc=f"{stage} epoch {epoch + 1}/{epochs}", disable_progress=not run.rt.is_main)
+        val = evaluate(net, val_loader.epoch(0), device=run.rt.device, amp_dtype=run.rt.amp_dtype,
+                       channels_last=run.rt.channels_last)
+        run.save(f"{stage}_train", {"epoch": epoch + 1, "model": model.state_dict(),
+                                   "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()})
+        run.log({"stage": stage, "event": "epoch", "index": epoch + 1, "loss": stats["loss"], "acc": stats["acc"],
+                 "val_top1": val["top1"], "lr": optimizer.param_groups[0]["lr"]})
+    return model
+
+
+def evaluate_all_ranks(run: Run, model: nn.Module, val_loader) -> dict:
+    """Validation metrics over the whole split: each rank evaluates its shard, sums are all-reduced."""
+    stats = evaluate(model, val_loader.epoch(0), device=run.rt.device, amp_dtype=run.rt.amp_dtype,
+                     channels_last=run.rt.channels_last, desc="evaluating", disable_progress=not run.rt.is_main)
+    if run.rt.world_size == 1:
+        return stats
+    n = stats["samples"]
+    totals = torch.tensor([stats["loss"] * n, stats["top1"] * n, stats["top5"] * n, n], dtype=torch.float64,
+                          device=run.rt.device)
+    torch.distributed.all_reduce(totals)
+    loss, top1, top5, n = totals.tolist()
+    return {"loss": loss / n, "top1": top1 / n, "top5": top5 / n, "samples": int(n)}
+
+
+# --------------------------------------------------------------------------------------- stages
+
+def initial_model(recipe: dict, init: str) -> nn.Module:
+    """The model a baseline starts from: ``scratch``, ``torchvision`` weights, or anything
+    ``gdzoo.load`` accepts (zoo name, ``hf-hub:org/repo``, export folder)."""
+    num_classes = recipe["data"].get("num_classes", DATA_DEFAULTS["num_classes"])
+    if init == "scratch":
+        return create_model(recipe["arch"], num_classes=num_classes)
+    if init == "torchvision":
+        import torchvision
+
+        model = create_model(recipe["arch"])
+        reference = torchvision.models.get_model(recipe["arch"], weights="DEFAULT")
+        model.load_state_dict(reference.state_dict(), strict=True)
+        if num_classes != model.num_classes:
+            model.reset_classifier(num_classes)
+        return model
+    from .zoo import load
+
+    model = load(init, num_classes=num_classes)
+    if getattr(model, "arch", None) != recipe["arch"]:
+        raise RunError(f"baseline init {init!r} is a {getattr(model, 'arch', type(model).__name__)}, but recipe "
+                       f"{recipe['recipe']} prunes a {recipe['arch']}")
+    return model
+
+
+def baseline_stage(run: Run, train_loader, val_loader, init: Optional[str]) -> tuple[nn.Module, dict]:
+    """Build (and optionally train) the unpruned model; returns it and its validation metrics."""
+    cfg = take(run.recipe["baseline"], BASELINE_DEFAULTS, "baseline")
+    done = run.load("baseline")
+    if done is not None:
+        model = create_model(run.recipe["arch"], widths=done["widths"], num_classes=done["num_classes"])
+        model.load_state_dict(done["model"])
+        return model.to(run.rt.device), done["metrics"]
+    model = initial_model(run.recipe, init or cfg["init"]).to(run.rt.device)
+    if run.rt.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_epochs(run, "baseline", model, cfg, train_loader, val_loader)
+    metrics = evaluate_all_ranks(run, model, val_loader)
+    run.save("baseline", {"model": model.state_dict(), "widths": model.widths, "num_classes": model.num_classes,
+                          "metrics": metrics})
+    run.log({"stage": "baseline", "event": "done", "val_top1": metrics["top1"], "loss": metrics["loss"]})
+    return model, metrics
+
+
+def finetune_stage(run: Run, model: nn.Module, train_loader, val_loader) -> tuple[nn.Module, dict]:
+    """Fine-tune the melted model; returns it and its final validation metrics."""
+    cfg = take(run.recipe["finetune"], TRAIN_DEFAULTS, "finetune")
+    done = run.load("finetune")
+    if done is not None:
+        model.load_state_dict(done["model"])
+        return model, done["metrics"]
+    if run.rt.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_epochs(run, "finetune", model, cfg, train_loader, val_loader)
+    metrics = evaluate_all_ranks(run, model, val_loader)
+    run.save("finetune", {"model": model.state_dict(), "metrics": metrics})
+    run.log({"stage": "finetune", "event": "done", "val_top1": metrics["top1"], "loss": metrics["loss"]})
+    return model, metrics
+
+
+def export_stage(run: Run, model: nn.Module, metrics: dict, baseline_model: nn.Module, baseline_metrics: dict,
+                 classes: list[str], command: str, started: float) -> dict:
+    """Write OUT/export (the zoo's on-Hub format) and OUT/metrics.json; return the metrics."""
+    from .zoo import export_model
+
+    cfg = take(run.recipe["data"], DATA_DEFAULTS, "data")
+    input_size = (3, cfg["image_size"], cfg["image_size"])
+    base_macs, base_params = count_flops(baseline_model, input_size)
+    macs, params = count_flops(model, input_size)
+    split = f"{cfg['data_description'] or cfg['source']} validation split"
+    summary = {
+        "variant": run.recipe["name"], "recipe": run.recipe["recipe"], "preset": run.recipe["preset"],
+        "arch": run.recipe["arch"], "widths": model.widths, "seed": run.seed,
+        "top1": metrics["top1"], "top5": metrics["top5"], "baseline_top1": baseline_metrics["top1"],
+        "macs": macs, "params": params, "baseline_macs": base_macs, "baseline_params": base_params,
+        "macs_ratio": macs / base_macs, "params_ratio": params / base_params, "input_size": list(input_size),
+        "eval_split": split, "eval_samples": metrics["samples"], "wall_time_s": round(time.time() - started, 1),
+    }
+    if run.rt.is_main:
+        export_model(
+            model.eval(), run.out / "export", name=run.recipe["name"], dataset=cfg["dataset"],
+            metrics={"top1": 100 * metrics["top1"], "top5": 100 * metrics["top5"], "eval_split": split,
+                     "eval_notes": f"single 32x32 / center crop at {cfg['image_size']}px, {metrics['samples']} images"},
+            provenance={"recipe": run.recipe["recipe"], "preset": run.recipe["preset"], "seed": run.seed,
+                        "gdzoo_version": __version__, "git_commit": _git_commit(),
+                        "date": _dt.date.today().isoformat(), "baseline_top1": 100 * baseline_metrics["top1"],
+                        "machine": f"{platform.machine()} {run.rt.device.type}", "world_size": run.rt.world_size},
+            reproduce=command, baseline={"name": run.recipe["arch"], "macs": base_macs, "params": base_params},
+            label_names=classes, mean=cfg["mean"], std=cfg["std"], input_size=input_size, overwrite=True)
+        checkpoint_json(run.out / "metrics.json", summary)
+    distributed.barrier()
+    return summary
+
+
+def checkpoint_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def prepare_out(out: Path, recipe: dict, seed: int, resume: bool) -> None:
+    """Refuse an output folder that holds another run, or this run without ``--resume``."""
+    identity = {"recipe": recipe, "seed": seed}
+    run_file = out / "run.json"
+    if run_file.is_file():
+        existing = json.loads(run_file.read_text())
+        if existing != identity:
+            raise RunError(f"{out} holds another run (recipe {existing.get('recipe', {}).get('recipe')!r}, preset "
+                           f"{existing.get('recipe', {}).get('preset')!r}, seed {existing.get('seed')}) or this recipe "
+                           f"changed since it started; choose another --out")
+        if not resume:
+            raise RunError(f"{out} already holds this run; pass --resume to continue it, or choose another --out")
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunError(f"{out} exists and is not an empty folder of a gdzoo run; choose a new or empty --out")
+    try:
+        (out / "state").mkdir(parents=True, exist_ok=True)
+        checkpoint_json(run_file, identity)
+    except OSError as error:
+        raise RunError(f"cannot write to {out} ({error.strerror}); choose a writable --out") from error
+
+
+def reproduce(recipe_name: str, *, data_path: Optional[str] = None, out: Optional[str] = None,
+              preset: Optional[str] = None, resume: bool = False, push: Optional[str] = None,
+              device: Optional[str] = None, init: Optional[str] = None, seed: Optional[int] = None,
+              amp: str = "auto", channels_last: Optional[bool] = None, compile: bool = False) -> dict:
+    """Run a recipe end to end into ``out`` (default ``runs/<recipe>[-<preset>]``); return its metrics."""
+    recipe = load_recipe(recipe_name, preset)
+    seed = recipe.get("seed", 0) if seed is None else seed
+    out_dir = Path(out) if out else Path("runs") / (recipe["recipe"] + (f"-{preset}" if preset else ""))
+    rt = distributed.setup(device, amp, channels_last, compile)
+    if rt.is_main:
+        prepare_out(out_dir, recipe, seed, resume)
+    distributed.barrier()
+    run = Run(recipe, out_dir, rt, seed)
+    _seed_everything(seed)
+    start = time.time()
+    command = " ".join(["gdzoo reproduce", recipe["recipe"]] + ([f"--preset {preset}"] if preset else []))
+    train_loader, val_loader, classes = build_loaders(recipe, data_path, rt, seed)
+    baseline, baseline_metrics = baseline_stage(run, train_loader, val_loader, init)
+    baseline_copy = create_model(recipe["arch"], widths=baseline.widths, num_classes=baseline.num_classes)
+    pruned = prune_stage(run, baseline, train_loader, val_loader)
+    model, metrics = finetune_stage(run, pruned, train_loader, val_loader)
+    summary = export_stage(run, model, metrics, baseline_copy, baseline_metrics, classes, command, start)
+    run.log({"stage": "export", "event": "done", "val_top1": metrics["top1"], "macs_ratio": summary["macs_ratio"],
+             "params_ratio": summary["params_ratio"]})
+    if push and rt.is_main:
+        from .zoo.publish import push_folder
+
+        push_folder(out_dir / "export", push)
+    return summary
