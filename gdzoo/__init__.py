@@ -9,7 +9,8 @@ from .models import create_model as _create_arch
 
 __version__ = "0.1.0"
 
-from .zoo import list_models, load  # noqa: E402  (the zoo reads __version__)
+from . import zoo  # noqa: E402  (the zoo reads __version__)
+from .zoo import list_models, load  # noqa: E402
 
 
 def create_model(name: str, pretrained: bool = False, num_classes: Optional[int] = None,
@@ -21,7 +22,7 @@ def create_model(name: str, pretrained: bool = False, num_classes: Optional[int]
     weights, ``pretrained=False`` builds the (pruned) architecture with random weights; ``kwargs``
     (``features_only``, ``revision``, ``cache_dir``...) go to :func:`gdzoo.load`.
     """
-    if name in list_archs():
+    if name in list_archs() and not (pretrained and zoo.is_entry(name)):  # "resnet50" is both
         if pretrained:
             raise ValueError(f"{name!r} is a bare architecture and has no weights; pass a zoo model name "
                              f"(gdzoo.list_models()) or 'hf-hub:ORG/NAME' for pretrained weights")

@@ -202,10 +202,10 @@ def load(
     """
     source = resolve(os.fspath(name), revision)
     cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
-    if source.entry is not None and source.entry.status == RECIPE_ONLY:
+    if source.entry is not None and (source.entry.status == RECIPE_ONLY or not pretrained):
         if pretrained:
             raise _not_published(source.entry)
-        model, pcfg = _from_entry_arch(source.entry)
+        model, pcfg = _from_entry_arch(source.entry)  # the registry knows the shapes: no download
     else:
         fetcher = _Fetcher(source, cache_dir, token) if source.path is None else None
         try:
