@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -100,4 +99,4 @@ def push_command(folder: str, repo_id: str, revision: str | None, private: bool)
     except (ConfigError, ZooLoadError, FileNotFoundError, HfHubHTTPError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"pushed {folder} to {repo_id}@{revision or 'main'}: commit {info.oid}")
-    click.echo(f"load it with: gdzoo.load('hf-hub:{repo_id}@{info.oid}')", err=False, file=sys.stdout)
+    click.echo(f"load it with: gdzoo.load('hf-hub:{repo_id}@{info.oid}')")

@@ -15,7 +15,7 @@ from torch import nn
 
 from .. import __version__
 from ..flops import count_flops
-from ..models import default_widths, is_gdzoo_model
+from ..models import create_model, default_widths, is_gdzoo_model
 from .card import render_card
 from .datasets import DATASETS, get_dataset
 from .hubconfig import CARD_NAME, CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, validate_config
@@ -116,8 +116,6 @@ def export_model(
     widths = model.widths
     pruned = widths != default_widths(model.arch)
     if baseline is None and pruned:
-        from ..models import create_model
-
         with torch.device("meta"):
             ref = create_model(model.arch, num_classes=model.num_classes)
         base_macs, base_params = count_flops(ref, input_size)

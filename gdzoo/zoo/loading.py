@@ -112,8 +112,7 @@ class _Fetcher:
             raise RemoteNotFoundError(f"{src.label}: {src.repo_id}@{self.revision or 'main'} has no {filename}; "
                                       "it is not a gdzoo export (publish folders written by export_model).") from e
         self.fetched.append(path)
-        if self.revision is None or self.revision != path.parent.name:
-            self.revision = path.parent.name  # pin the commit: every later file comes from the same one
+        self.revision = path.parent.name  # snapshots/<commit>/file: later files come from the same commit
         return path
 
     def _missing_weights(self, error: Exception) -> ZooLoadError:
