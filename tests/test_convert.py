@@ -255,3 +255,24 @@ def test_authors_70_percent_checkpoint_melts_exactly_on_real_images(tmp_path: Pa
     assert model.widths["stages"] == [16, 32, 64]
     assert sum(map(sum, model.widths["blocks"])) < sum(map(sum, create_model("cifar_resnet56").widths["blocks"]))
     _assert_same_logits(ref, model, _real_images(64))
+
+
+def test_accuracy_is_measured_on_given_validation_images_with_the_leakage_note(tmp_path: Path) -> None:
+    from gdzoo.data import CIFAR10_MEAN, CIFAR10_STD, ImageTensors
+    from gdzoo.zoo.datasets import CIFAR10_LABELS
+
+    ref = _random_reference(20, gated=True, seed=7)
+    g = torch.Generator().manual_seed(7)
+    images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, generator=g)
+    x = (images.float() / 255 - torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)) / torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        predicted = ref(x).argmax(1)
+    labels = torch.where(torch.arange(40) % 2 == 0, predicted, (predicted + 1) % 10)  # exactly half right
+    out = convert_upstream(ref.state_dict(), tmp_path / "m", data=ImageTensors(images, labels, list(CIFAR10_LABELS)))
+    metrics = json.loads((out / "config.json").read_text())["metrics"]
+    assert metrics["top1"] == pytest.approx(50.0)
+    assert metrics["eval_split"] == "cifar10-jpeg val (last 500/class)"
+    assert "Optimistic" in metrics["eval_notes"] and "50k original CIFAR-10" in metrics["eval_notes"]
+    with pytest.raises(UpstreamCheckpointError, match="not CIFAR-10's"):
+        convert_upstream(ref.state_dict(), tmp_path / "n", data=ImageTensors(images, labels, list("abcdefghij")))
+    assert not (tmp_path / "n").exists()
