@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.io import ImageReadMode, decode_image
+from PIL import Image
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.247, 0.243, 0.261)  # the Gate Decorator authors' normalisation
@@ -78,14 +79,20 @@ def holdout_last_per_class(labels: Sequence[int], per_class: int) -> tuple[list[
     return train, val
 
 
+def _read_rgb(path: Path) -> torch.Tensor:
+    with Image.open(path) as image:
+        array = np.array(image.convert("RGB"))
+    return torch.from_numpy(array).permute(2, 0, 1)
+
+
 def decode_images(files: Sequence[Path], desc: Optional[str] = None) -> torch.Tensor:
     """Decode equally sized RGB images into one uint8 N x 3 x H x W tensor."""
     from tqdm.auto import tqdm
 
-    first = decode_image(str(files[0]), mode=ImageReadMode.RGB)
+    first = _read_rgb(files[0])
     out = torch.empty((len(files), *first.shape), dtype=torch.uint8)
     for i, path in enumerate(tqdm(files, desc=desc, disable=desc is None, leave=False)):
-        image = decode_image(str(path), mode=ImageReadMode.RGB)
+        image = _read_rgb(path)
         if image.shape != first.shape:
             raise DataError(f"{path} is {tuple(image.shape[1:])}, expected {tuple(first.shape[1:])}: "
                             f"the tensor fast path needs equally sized images")
@@ -165,6 +172,19 @@ def random_crop_flip(images: torch.Tensor, offsets: torch.Tensor, flips: torch.T
     return padded[batch, channel, rows, cols]
 
 
+class EpochBatches:
+    """One epoch of a loader: iterable, with ``len()`` (the number of batches)."""
+
+    def __init__(self, loader, index: int) -> None:
+        self.loader, self.index = loader, index
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        return self.loader.iter_epoch(self.index)
+
+
 class TensorLoader:
     """Batches of a uint8 image tensor kept on the training device, augmented there.
 
@@ -190,9 +210,12 @@ class TensorLoader:
         n = len(self.labels)
         return n // self.batch_size if self.train else -(-n // self.batch_size)
 
-    def epoch(self, index: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch(self, index: int = 0) -> EpochBatches:
         """This rank's share of epoch ``index``: shuffled and augmented for training (dropping
         the last partial batch), in order for evaluation."""
+        return EpochBatches(self, index)
+
+    def iter_epoch(self, index: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
         order = torch.randperm(n, generator=g).to(self.device) if self.train else torch.arange(n, device=self.device)
@@ -246,6 +269,9 @@ class FolderLoader:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def epoch(self, index: int = 0):
+    def epoch(self, index: int = 0) -> EpochBatches:
+        return EpochBatches(self, index)
+
+    def iter_epoch(self, index: int):
         self.sampler.set_epoch(index)
         return iter(self.loader)

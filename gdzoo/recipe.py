@@ -66,10 +66,23 @@ def resolve_recipe_path(name_or_path: str) -> Path:
     return shipped
 
 
+def _load_raw(path: Path, seen: tuple = ()) -> dict:
+    """A recipe file merged over the recipe it ``extends`` (a shipped name or a path beside it)."""
+    if path.resolve() in seen:
+        raise RecipeError(f"recipe {path} extends itself through {' -> '.join(str(p) for p in seen)}")
+    raw = load_toml(path)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    beside = path.parent / f"{parent}.toml"
+    base = _load_raw(beside if beside.is_file() else resolve_recipe_path(parent), (*seen, path.resolve()))
+    return _merge(base, raw)
+
+
 def load_recipe(name_or_path: str, preset: Optional[str] = None, overrides: Optional[dict] = None) -> dict:
     """The recipe as a dict with ``preset`` applied and its presets table removed."""
     path = resolve_recipe_path(name_or_path)
-    raw = load_toml(path)
+    raw = _load_raw(path)
     presets = raw.pop("presets", {})
     recipe = raw
     if preset is not None:
@@ -78,7 +91,7 @@ def load_recipe(name_or_path: str, preset: Optional[str] = None, overrides: Opti
         recipe = _merge(recipe, presets[preset])
     if overrides:
         recipe = _merge(recipe, overrides)
-    recipe["recipe"] = raw.get("name", path.stem)
+    recipe["recipe"] = path.stem
     recipe["preset"] = preset
     for key in ("name", "arch", "data", "baseline", "prune", "finetune"):
         if key not in recipe:

@@ -80,7 +80,8 @@ def _summary(record: dict) -> str:
     parts = [f"[{record.get('stage', '?')}]"]
     for key, fmt in (("event", "{}"), ("index", "#{}"), ("macs_ratio", "MACs {:.1%}"),
                      ("params_ratio", "params {:.1%}"), ("loss", "loss {:.4f}"), ("acc", "acc {:.2%}"),
-                     ("val_top1", "val {:.2%}"), ("lr", "lr {:.2e}"), ("pruned", "pruned {}")):
+                     ("val_top1", "val {:.2%}"), ("eval_top1", "val {:.2%}"), ("lr", "lr {:.2e}"),
+                     ("units_pruned", "pruned {}")):
         if record.get(key) is not None:
             parts.append(fmt.format(record[key]))
     return " ".join(parts)
@@ -152,9 +153,10 @@ def _sgd(model: nn.Module, cfg: dict, skip_decay: Callable[[str], bool] = lambda
     return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"])
 
 
-def _wrap(model: nn.Module, rt: distributed.Runtime) -> nn.Module:
+def _wrap(model: nn.Module, rt: distributed.Runtime, find_unused_parameters: bool = False) -> nn.Module:
     if rt.world_size > 1:
-        return nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+        return nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None,
+                                                   find_unused_parameters=find_unused_parameters)
     return model
 
 
@@ -250,6 +252,49 @@ def baseline_stage(run: Run, train_loader, val_loader, init: Optional[str]) -> t
                           "metrics": metrics})
     run.log({"stage": "baseline", "event": "done", "val_top1": metrics["top1"], "loss": metrics["loss"]})
     return model, metrics
+
+
+PHASE_OFFSETS = {"tick": 1_000_000, "tock": 2_000_000}
+
+
+def prune_stage(run: Run, model: nn.Module, train_loader, val_loader) -> nn.Module:
+    """Decorate, Tick-Tock (or One-Shot / Tick-Only) to the MACs target, melt; resumable per Tick/Tock."""
+    from dataclasses import asdict
+
+    from .engine import TickTock, TickTockConfig, build_graph, decorate, melt
+
+    done = run.load("pruned")
+    if done is not None:
+        melted = create_model(run.recipe["arch"], widths=done["widths"], num_classes=done["num_classes"])
+        melted.load_state_dict(done["model"])
+        return melted.to(run.rt.device)
+    try:
+        config = TickTockConfig(**take(run.recipe["prune"], asdict(TickTockConfig()), "prune"))
+    except ValueError as error:
+        raise RecipeError(f"[prune] of recipe {run.recipe['recipe']}: {error}") from error
+    size = take(run.recipe["data"], DATA_DEFAULTS, "data")["image_size"]
+    decorate(model)
+    graph = build_graph(model, (3, size, size))
+    net = _wrap(model, run.rt, find_unused_parameters=True)
+
+    def batches(phase: str, index: int):
+        return train_loader.epoch(PHASE_OFFSETS[phase] + index)
+
+    driver = TickTock(net, graph, batches, config, device=run.rt.device, amp_dtype=run.rt.amp_dtype,
+                      channels_last=run.rt.channels_last, checkpoint_fn=lambda state: run.save("prune", state),
+                      log_fn=lambda rec: run.log({"stage": "prune", "event": rec["phase"], **rec}),
+                      eval_fn=lambda m: evaluate_all_ranks(run, m, val_loader))
+    state = run.load("prune")
+    if state is not None:
+        driver.load_state_dict(state)
+    with tqdm(desc="Tick-Tock", unit="phase", disable=not run.rt.is_main, leave=False) as bar:
+        while not driver.done:
+            rec = driver.step()
+            bar.update()
+            bar.set_postfix(macs=f"{rec['macs_ratio']:.1%}", target=f"{driver.target / driver.full_macs:.1%}")
+    melted = melt(model, graph)
+    run.save("pruned", {"model": melted.state_dict(), "widths": melted.widths, "num_classes": melted.num_classes})
+    return melted
 
 
 def finetune_stage(run: Run, model: nn.Module, train_loader, val_loader) -> tuple[nn.Module, dict]:
