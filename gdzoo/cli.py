@@ -25,7 +25,3 @@ main.add_command(push_command)
 from .upstream import convert_upstream_command  # noqa: E402
 
 main.add_command(convert_upstream_command)
-
-from .upstream import convert_upstream_command  # noqa: E402
-
-main.add_command(convert_upstream_command)
