@@ -202,6 +202,7 @@ def test_pickles_that_need_objects_are_refused(tmp_path: Path) -> None:
     (lambda sd: sd.pop("layer1.2.bn1.bn.running_var"), r"missing key\(s\).*layer1\.2\.bn1\.bn\.running_var"),
     (lambda sd: [sd.pop(k) for k in list(sd) if k.startswith("layer3.2.")], r"unknown key layout.*\[3, 3, 2\]"),
     (lambda sd: sd["bn1.bn_mask"].fill_(0.5), r"bn1\.bn_mask.*0 and 1"),
+    (lambda sd: sd["layer1.1.bn1.bn_mask"].zero_(), r"every channel of \['layer1\.1\.bn1'\] is masked"),
 ])
 def test_bad_key_layouts_are_refused(tmp_path: Path, edit, message: str) -> None:
     sd = _random_reference(20, gated=True, seed=5).state_dict()
