@@ -77,7 +77,7 @@ def select_pruned(graph: ChannelGraph, scores: np.ndarray, alive: Optional[np.nd
 
     Prunes the ``k`` lowest units (or ``fraction`` of the alive ones), and with ``target_macs`` stops
     as soon as the MACs reach the target; with only ``target_macs`` it prunes until they do,
-    then swaps the last unit for a cheaper next-ranked one if that lands within 1% of the target.
+    then, if that overshoots by more than 1%, replaces the last unit by cheaper next-ranked ones.
     ``round_to`` rounds each group's kept count up to a multiple (the 1% landing is then not tried).
     """
     before = graph.alive() if alive is None else np.asarray(alive, dtype=bool)
@@ -110,20 +110,26 @@ def select_pruned(graph: ChannelGraph, scores: np.ndarray, alive: Optional[np.nd
     result = state(lo)
     if lo == 0 or round_to > 1 or graph.macs(result) >= 0.99 * target_macs:
         return result
-    return _land(graph, state(lo - 1), seq[lo - 1:], target_macs, min_share) or result
+    landed = _land(graph, state(lo - 1), seq[lo - 1:], target_macs, min_share)
+    return result if landed is None else landed
 
 
 def _land(graph: ChannelGraph, base: np.ndarray, candidates: np.ndarray, target: int,
           min_share: float) -> Optional[np.ndarray]:
-    """First candidate (in rank order) whose removal from ``base`` lands in [0.99*target, target]."""
-    excess = graph.macs(base) - target
-    cost = graph.unit_costs(base)
+    """From ``base`` (just above target), prune further candidates in rank order, skipping any that
+    would drop below 0.99*target, until the MACs are in [0.99*target, target]."""
+    state, macs = base.copy(), graph.macs(base)
     budget = np.bincount(graph.unit_group[base], minlength=len(graph.groups)) - min_keep(graph, min_share)
-    for u in candidates[(cost[candidates] >= excess) & (cost[candidates] <= excess + 0.01 * target)].tolist():
-        if budget[graph.unit_group[u]] <= 0:
+    for u in candidates.tolist():
+        g = graph.unit_group[u]
+        if budget[g] <= 0:
             continue
-        trial = base.copy()
-        trial[u] = False
-        if 0.99 * target <= graph.macs(trial) <= target:
-            return trial
+        state[u] = False
+        trial = graph.macs(state)
+        if trial < 0.99 * target:
+            state[u] = True
+            continue
+        macs, budget[g] = trial, budget[g] - 1
+        if macs <= target:
+            return state
     return None
