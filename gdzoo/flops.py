@@ -15,7 +15,7 @@ def count_flops(model: nn.Module, input_size: Sequence[int]) -> tuple[int, int]:
     ``input_size`` is (C, H, W) or (N, C, H, W). MACs are counted by ``torch.utils.flop_counter``,
     which covers convolutions and matrix multiplies (linears) only: one MAC = 2 of its FLOPs.
     The paper's thop-style "FLOPs" are also MACs but add BatchNorm (2 per output element) and a
-    few elementwise ops, so its counts are slightly higher (for ResNet-56 at 32x32, ~0.5%).
+    global pooling, so its counts are slightly higher (for ResNet-56 at 32x32, +0.87%: see BENCHMARKS.md).
     The model is copied to the meta device, so this costs no real compute or memory.
     """
     shape = tuple(int(s) for s in input_size)
