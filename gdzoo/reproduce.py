@@ -34,7 +34,7 @@ DATA_DEFAULTS = {"source": "cifar10", "num_classes": 10, "image_size": 32, "batc
                  "workers": 8, "dataset": "cifar10", "data_description": ""}
 TRAIN_DEFAULTS = {"epochs": 0, "lr": 0.1, "min_lr": 0.0, "momentum": 0.9, "weight_decay": 5e-4,
                   "nesterov": False, "max_steps_per_epoch": 0}
-BASELINE_DEFAULTS = {**TRAIN_DEFAULTS, "init": "scratch"}
+BASELINE_DEFAULTS = {**TRAIN_DEFAULTS, "init": "scratch", "export_name": ""}
 
 
 class RunError(RuntimeError):
@@ -49,6 +49,8 @@ class Run:
     out: Path
     rt: distributed.Runtime
     seed: int
+    init: str = "scratch"
+    classes: list = field(default_factory=list)
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -235,19 +237,26 @@ def initial_model(recipe: dict, init: str) -> nn.Module:
     return model
 
 
-def baseline_stage(run: Run, train_loader, val_loader, init: Optional[str]) -> tuple[nn.Module, dict]:
-    """Build (and optionally train) the unpruned model; returns it and its validation metrics."""
+def baseline_stage(run: Run, train_loader, val_loader, command: str) -> tuple[nn.Module, dict]:
+    """Build (and optionally train) the unpruned model; returns it and its validation metrics.
+
+    With ``export_name`` set, the baseline is also exported to OUT/baseline (e.g. the zoo's
+    ``resnet56``), so comparisons can start from exactly this model with ``--init OUT/baseline``.
+    """
     cfg = take(run.recipe["baseline"], BASELINE_DEFAULTS, "baseline")
     done = run.load("baseline")
     if done is not None:
         model = create_model(run.recipe["arch"], widths=done["widths"], num_classes=done["num_classes"])
         model.load_state_dict(done["model"])
         return model.to(run.rt.device), done["metrics"]
-    model = initial_model(run.recipe, init or cfg["init"]).to(run.rt.device)
+    model = initial_model(run.recipe, run.init).to(run.rt.device)
     if run.rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_epochs(run, "baseline", model, cfg, train_loader, val_loader)
     metrics = evaluate_all_ranks(run, model, val_loader)
+    if cfg["export_name"] and run.rt.is_main:
+        _export(run, model, metrics, "baseline", cfg["export_name"], command, None,
+                {"baseline_init": run.init, "stage": "baseline", "epochs": cfg["epochs"]})
     run.save("baseline", {"model": model.state_dict(), "widths": model.widths, "num_classes": model.num_classes,
                           "metrics": metrics})
     run.log({"stage": "baseline", "event": "done", "val_top1": metrics["top1"], "loss": metrics["loss"]})
@@ -313,35 +322,44 @@ def finetune_stage(run: Run, model: nn.Module, train_loader, val_loader) -> tupl
     return model, metrics
 
 
-def export_stage(run: Run, model: nn.Module, metrics: dict, baseline_model: nn.Module, baseline_metrics: dict,
-                 classes: list[str], command: str, started: float) -> dict:
-    """Write OUT/export (the zoo's on-Hub format) and OUT/metrics.json; return the metrics."""
+def _export(run: Run, model: nn.Module, metrics: dict, folder: str, name: str, command: str,
+            baseline: Optional[dict], extra: dict) -> None:
+    """Write one export folder (rank 0) in the zoo's on-Hub format."""
     from .zoo import export_model
 
     cfg = take(run.recipe["data"], DATA_DEFAULTS, "data")
-    input_size = (3, cfg["image_size"], cfg["image_size"])
+    split = f"{cfg['data_description'] or cfg['source']} validation split"
+    crop = "center crop" if cfg["source"] == "imagenet" else "full image"
+    export_model(
+        model.eval(), run.out / folder, name=name, dataset=cfg["dataset"],
+        metrics={"top1": 100 * metrics["top1"], "top5": 100 * metrics["top5"], "eval_split": split,
+                 "eval_notes": f"top-1 on the {split} ({metrics['samples']} images), {crop} at {cfg['image_size']}px"},
+        provenance={"recipe": run.recipe["recipe"], "preset": run.recipe["preset"], "seed": run.seed,
+                    "gdzoo_version": __version__, "git_commit": _git_commit(), "date": _dt.date.today().isoformat(),
+                    "machine": f"{platform.machine()} {run.rt.device.type}", "world_size": run.rt.world_size, **extra},
+        reproduce=command, baseline=baseline, label_names=run.classes, mean=cfg["mean"], std=cfg["std"],
+        input_size=(3, cfg["image_size"], cfg["image_size"]), overwrite=True)
+
+
+def export_stage(run: Run, model: nn.Module, metrics: dict, baseline_model: nn.Module, baseline_metrics: dict,
+                 command: str, started: float) -> dict:
+    """Write OUT/export (the zoo's on-Hub format) and OUT/metrics.json; return the metrics."""
+    size = take(run.recipe["data"], DATA_DEFAULTS, "data")["image_size"]
+    input_size = (3, size, size)
     base_macs, base_params = count_flops(baseline_model, input_size)
     macs, params = count_flops(model, input_size)
-    split = f"{cfg['data_description'] or cfg['source']} validation split"
     summary = {
         "variant": run.recipe["name"], "recipe": run.recipe["recipe"], "preset": run.recipe["preset"],
         "arch": run.recipe["arch"], "widths": model.widths, "seed": run.seed,
         "top1": metrics["top1"], "top5": metrics["top5"], "baseline_top1": baseline_metrics["top1"],
         "macs": macs, "params": params, "baseline_macs": base_macs, "baseline_params": base_params,
         "macs_ratio": macs / base_macs, "params_ratio": params / base_params, "input_size": list(input_size),
-        "eval_split": split, "eval_samples": metrics["samples"], "wall_time_s": round(time.time() - started, 1),
+        "eval_samples": metrics["samples"], "wall_time_s": round(time.time() - started, 1),
     }
     if run.rt.is_main:
-        export_model(
-            model.eval(), run.out / "export", name=run.recipe["name"], dataset=cfg["dataset"],
-            metrics={"top1": 100 * metrics["top1"], "top5": 100 * metrics["top5"], "eval_split": split,
-                     "eval_notes": f"single 32x32 / center crop at {cfg['image_size']}px, {metrics['samples']} images"},
-            provenance={"recipe": run.recipe["recipe"], "preset": run.recipe["preset"], "seed": run.seed,
-                        "gdzoo_version": __version__, "git_commit": _git_commit(),
-                        "date": _dt.date.today().isoformat(), "baseline_top1": 100 * baseline_metrics["top1"],
-                        "machine": f"{platform.machine()} {run.rt.device.type}", "world_size": run.rt.world_size},
-            reproduce=command, baseline={"name": run.recipe["arch"], "macs": base_macs, "params": base_params},
-            label_names=classes, mean=cfg["mean"], std=cfg["std"], input_size=input_size, overwrite=True)
+        _export(run, model, metrics, "export", run.recipe["name"], command,
+                {"name": run.recipe["arch"], "macs": base_macs, "params": base_params},
+                {"baseline_top1": 100 * baseline_metrics["top1"], "baseline_init": run.init})
         checkpoint_json(run.out / "metrics.json", summary)
     distributed.barrier()
     return summary
@@ -354,9 +372,9 @@ def checkpoint_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def prepare_out(out: Path, recipe: dict, seed: int, resume: bool) -> None:
+def prepare_out(out: Path, recipe: dict, seed: int, init: str, resume: bool) -> None:
     """Refuse an output folder that holds another run, or this run without ``--resume``."""
-    identity = {"recipe": recipe, "seed": seed}
+    identity = {"recipe": recipe, "seed": seed, "init": init}
     run_file = out / "run.json"
     if run_file.is_file():
         existing = json.loads(run_file.read_text())
@@ -384,20 +402,21 @@ def reproduce(recipe_name: str, *, data_path: Optional[str] = None, out: Optiona
     recipe = load_recipe(recipe_name, preset)
     seed = recipe.get("seed", 0) if seed is None else seed
     out_dir = Path(out) if out else Path("runs") / (recipe["recipe"] + (f"-{preset}" if preset else ""))
+    init = init or recipe["baseline"].get("init", BASELINE_DEFAULTS["init"])
     rt = distributed.setup(device, amp, channels_last, compile)
     if rt.is_main:
-        prepare_out(out_dir, recipe, seed, resume)
+        prepare_out(out_dir, recipe, seed, init, resume)
     distributed.barrier()
-    run = Run(recipe, out_dir, rt, seed)
+    run = Run(recipe, out_dir, rt, seed, init)
     _seed_everything(seed)
     start = time.time()
     command = " ".join(["gdzoo reproduce", recipe["recipe"]] + ([f"--preset {preset}"] if preset else []))
-    train_loader, val_loader, classes = build_loaders(recipe, data_path, rt, seed)
-    baseline, baseline_metrics = baseline_stage(run, train_loader, val_loader, init)
+    train_loader, val_loader, run.classes = build_loaders(recipe, data_path, rt, seed)
+    baseline, baseline_metrics = baseline_stage(run, train_loader, val_loader, command)
     baseline_copy = create_model(recipe["arch"], widths=baseline.widths, num_classes=baseline.num_classes)
     pruned = prune_stage(run, baseline, train_loader, val_loader)
     model, metrics = finetune_stage(run, pruned, train_loader, val_loader)
-    summary = export_stage(run, model, metrics, baseline_copy, baseline_metrics, classes, command, start)
+    summary = export_stage(run, model, metrics, baseline_copy, baseline_metrics, command, start)
     run.log({"stage": "export", "event": "done", "val_top1": metrics["top1"], "macs_ratio": summary["macs_ratio"],
              "params_ratio": summary["params_ratio"]})
     if push and rt.is_main:
