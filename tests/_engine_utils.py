@@ -1,6 +1,7 @@
 """Shared helpers for the engine tests: non-trivial random BN state and tiny synthetic data."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -29,3 +30,12 @@ def synthetic_batches(n_batches: int, batch: int, seed: int, size: int = 16, cla
         x[:, 0] += (y.float() - classes / 2)[:, None, None]
         out.append((x, y))
     return out
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The 2 CPU cores are shared: two intra-op threads under load run ~10x slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

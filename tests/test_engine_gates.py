@@ -8,7 +8,7 @@ from torch import nn
 from gdzoo import create_model
 from gdzoo.engine import GatedBatchNorm2d, decorate, gate_l1, gated_modules, undecorate
 
-from _engine_utils import randomize_bn
+from _engine_utils import randomize_bn, one_thread  # noqa: F401
 
 
 def _net() -> nn.Sequential:

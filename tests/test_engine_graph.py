@@ -8,6 +8,8 @@ import torchvision
 from torch import nn
 
 from gdzoo import count_flops, create_model
+
+from _engine_utils import one_thread  # noqa: F401
 from gdzoo.engine import build_graph, decorate
 
 

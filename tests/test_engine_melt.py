@@ -11,7 +11,7 @@ from gdzoo import count_flops, create_model
 from gdzoo.engine import GatedBatchNorm2d, build_graph, decorate, melt, select_pruned, widths_from_masks
 from gdzoo.models import is_gdzoo_model
 
-from _engine_utils import randomize_bn
+from _engine_utils import randomize_bn, one_thread  # noqa: F401
 
 
 def _tv_vgg16_bn() -> nn.Module:

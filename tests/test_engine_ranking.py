@@ -9,6 +9,8 @@ import pytest
 from gdzoo import create_model
 from gdzoo.engine import build_graph, decorate, select_pruned
 
+from _engine_utils import one_thread  # noqa: F401
+
 
 @pytest.fixture(scope="module")
 def graph():
