@@ -25,3 +25,7 @@ main.add_command(push_command)
 from .upstream import convert_upstream_command  # noqa: E402
 
 main.add_command(convert_upstream_command)
+
+from .bench_cli import bench_command  # noqa: E402
+
+main.add_command(bench_command)
