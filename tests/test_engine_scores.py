@@ -59,7 +59,7 @@ def test_taylor_scores_rank_like_true_loss_change(trained, true_change, reductio
         nn.functional.cross_entropy(trained(x), y).backward()
         scorer.accumulate()
     assert graph.num_units == 48
-    assert _spearman(graph.unit_scores(scorer.scores()), true) > 0.85  # measured: ~0.92 for both
+    assert _spearman(graph.unit_scores(scorer.scores()), true) > 0.85  # measured: 0.896 / 0.893
 
 
 def test_scorer_state_roundtrip_and_validation(trained):
