@@ -75,8 +75,10 @@ def main() -> None:
     print(f"# {datetime.date.today()} torch {torch.__version__} {platform.processor() or platform.machine()}, "
           f"{args.threads} threads, batch {args.batch}, {args.repeats} interleaved repeats x {args.steps} steps")
     for k, v in med.items():
-        print(f"{k:10s} median {v * 1000:8.1f} ms/step  ({(v / med['plain'] - 1) * 100:+.1f}% vs plain)  "
-              f"all: {[round(t * 1000) for t in times[k]]}")
+        # Paired ratio: each repeat times every variant back to back, so load drift cancels.
+        paired = statistics.median(a / b for a, b in zip(times[k], times["plain"]))
+        print(f"{k:10s} median {v * 1000:8.1f} ms/step  ({(v / med['plain'] - 1) * 100:+.1f}% vs plain; "
+              f"median paired ratio {(paired - 1) * 100:+.1f}%)  all: {[round(t * 1000) for t in times[k]]}")
 
 
 if __name__ == "__main__":
