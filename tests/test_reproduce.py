@@ -169,7 +169,7 @@ def test_torchrun_two_processes_write_one_export(tmp_path, tiny_recipe):
     out = tmp_path / "ddp"
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([str(bin_dir / "torchrun"), "--nproc-per-node", "2", "--master-port", "0",
+    result = subprocess.run([str(bin_dir / "torchrun"), "--standalone", "--nproc-per-node", "2",
                              str(bin_dir / "gdzoo"), "reproduce", tiny_recipe, "--out", str(out), "--device", "cpu"],
                             capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]

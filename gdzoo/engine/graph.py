@@ -89,7 +89,6 @@ class ChannelGraph:
 
     def __init__(self, model: nn.Module, ops: list[_Op], norms: dict[str, np.ndarray], cls: np.ndarray,
                  norm_affine: dict[str, bool], prunable: np.ndarray, fixed_params: int) -> None:
-        self.model = model
         self.ops = ops
         self.num_classes = int(prunable.shape[0])
         self._unit_cls = np.flatnonzero(prunable)

@@ -4,10 +4,9 @@
   small data subset while Taylor scores accumulate; then a global pruning step.
 * **Tock** (every ``ticks_per_tock`` Ticks): everything trains for ``tock_epochs`` epochs with
   ``l1_lambda * sum|gate*mask|`` added to the loss and a triangular LR ``lr_min -> lr_max -> lr_min``.
-* Stops once MACs reach the target; fine-tuning the result is a separate call (:func:`finetune`).
+* Stops once MACs reach the target; fine-tune the melted result with ``gdzoo.training``.
 
-Data comes from ``batches_fn(phase, index)`` ("tick", tick index) / ("tock", epoch index) /
-("finetune", epoch), so the data order is fixed per Tick/epoch and a run resumed from
+Data comes from ``batches_fn(phase, index)`` ("tick", tick index) / ("tock", epoch index), so the data order is fixed per Tick/epoch and a run resumed from
 :meth:`TickTock.state_dict` (taken at any Tick/Tock boundary through ``checkpoint_fn``) ends with
 bit-identical masks. For DistributedDataParallel, decorate and build the graph first, then wrap
 with ``find_unused_parameters=True`` (Ticks freeze most parameters); scores are all-reduced.
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..training import cosine_lr, train_one_epoch, triangular_lr
+from ..training import train_one_epoch, triangular_lr
 from .gates import GatedBatchNorm2d, gate_l1, unwrap
 from .graph import ChannelGraph
 from .ranking import select_pruned
@@ -63,7 +62,7 @@ class TickTockConfig:
 
 
 def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -72,7 +71,6 @@ def _rng_state() -> dict:
 def _set_rng_state(state: Mapping) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -217,38 +215,3 @@ class TickTock:
         self.history = list(state["history"])
         self.target = int(state["target"])
         _set_rng_state(state["rng"])
-
-
-def finetune(model: nn.Module, batches_fn: Callable[[str, int], Iterable], epochs: int, *, lr: float = 0.01,
-             momentum: float = 0.9, weight_decay: float = 5e-4, steps_per_epoch: Optional[int] = None,
-             device: torch.device | str = "cpu", amp_dtype: Optional[torch.dtype] = None,
-             channels_last: bool = False, log_fn: Optional[Callable[[dict], None]] = None,
-             eval_fn: Optional[Callable[[nn.Module], Mapping[str, Any]]] = None) -> list[dict]:
-    """Fine-tune (typically the melted model) with SGD and a cosine LR; one record per epoch."""
-    for p in model.parameters():
-        p.requires_grad_(True)
-    for _, m in unwrap(model).named_modules():
-        if isinstance(m, GatedBatchNorm2d) and m.weight is not None:
-            m.weight.requires_grad_(False)
-    gate_ids = {id(m.gate) for m in unwrap(model).modules() if isinstance(m, GatedBatchNorm2d)}
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD([{"params": [p for p in params if id(p) in gate_ids], "weight_decay": 0.0},
-                           {"params": [p for p in params if id(p) not in gate_ids], "weight_decay": weight_decay}],
-                          lr=lr, momentum=momentum)
-    records, step = [], 0
-    for epoch in range(epochs):
-        batches = batches_fn("finetune", epoch)
-        per_epoch = steps_per_epoch if steps_per_epoch is not None else len(batches)  # type: ignore[arg-type]
-        total = epochs * per_epoch
-        stats = train_one_epoch(model, batches, opt, device=device, lr_at=lambda s: cosine_lr(s, total, lr),
-                                start_step=step, amp_dtype=amp_dtype, channels_last=channels_last,
-                                max_steps=steps_per_epoch, disable_progress=True)
-        step += stats["steps"]
-        rec = {"phase": "finetune", "index": epoch, "loss": stats["loss"], "acc": stats["acc"],
-               "lr": opt.param_groups[0]["lr"]}
-        if eval_fn is not None:
-            rec.update({f"eval_{k}": v for k, v in eval_fn(model).items()})
-        records.append(rec)
-        if log_fn is not None:
-            log_fn(rec)
-    return records
