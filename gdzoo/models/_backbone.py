@@ -11,8 +11,8 @@ from torch import nn
 class Backbone(nn.Module):
     """Base class: ``forward_features`` -> ``forward_head``, a resettable ``fc`` head and ``widths``.
 
-    Subclasses set ``arch``, ``_widths``, ``num_features``, ``feature_info``, ``avgpool`` and
-    ``fc``, and implement ``forward_features``.
+    Subclasses set ``arch``, ``_widths`` and ``feature_info``, build their layers, call
+    ``_build_head``, and implement ``forward_features``.
     """
 
     arch: str
@@ -20,6 +20,18 @@ class Backbone(nn.Module):
     num_features: int
     feature_info: list[dict[str, Any]]
     _widths: dict
+
+    def _build_head(self, num_features: int, num_classes: int) -> None:
+        """Global pooling + linear head, then torchvision's initialisation of every layer."""
+        self.num_features = num_features
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(num_features, num_classes) if num_classes else nn.Identity()
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
     @property
     def widths(self) -> dict:

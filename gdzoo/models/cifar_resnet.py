@@ -65,15 +65,7 @@ class CifarResNet(Backbone):
                 in_planes = planes
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
             self.feature_info.append(dict(num_chs=planes, reduction=2**i, module=f"layer{i + 1}"))
-        self.num_features = in_planes
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(in_planes, num_classes) if num_classes else nn.Identity()
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        self._build_head(in_planes, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))

@@ -43,15 +43,7 @@ class CifarVGG(Backbone):
                 reduction *= 2
             in_planes = planes
         self.features = nn.Sequential(*layers)
-        self.num_features = in_planes
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(in_planes, num_classes) if num_classes else nn.Identity()
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        self._build_head(in_planes, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
