@@ -27,7 +27,7 @@ def test_holdout_takes_last_files_of_each_class(tmp_path):
     assert train.images.shape == (12, 3, 8, 8) and val.images.shape == (6, 3, 8, 8)
     assert val.labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert train.classes == ["class0", "class1", "class2"]
-    last = torch.from_numpy(np.asarray(Image.open(tmp_path / "train" / "class1" / "0005.png"))).permute(2, 0, 1)
+    last = torch.from_numpy(np.array(Image.open(tmp_path / "train" / "class1" / "0005.png"))).permute(2, 0, 1)
     assert torch.equal(val.images[3], last)
 
 
