@@ -11,6 +11,7 @@ import gdzoo
 from gdzoo.cli import main
 from gdzoo.models import default_widths
 from gdzoo.zoo import NotPublishedError, UnknownModelError, get_entry, update_from_export
+from gdzoo.zoo.errors import CorruptWeightsError
 from gdzoo.zoo.registry import data_dir
 from zoo_helpers import export, pruned_model
 
@@ -108,3 +109,25 @@ def test_cli_info_of_a_hub_repo(hub_server, tmp_path):
     assert "cifar_resnet56 (pruned widths)" in out.output
     missing = CliRunner().invoke(main, ["info", "hf-hub:test-org/does-not-exist"])
     assert missing.exit_code != 0 and "not found" in missing.output
+
+
+def test_bundled_export_loads_offline_from_the_package_data(tmp_path, monkeypatch):
+    """bundle=True ships the export in data/weights/: the entry loads with no Hub and no cache."""
+    root = tmp_path / "data"
+    shutil.copytree(data_dir(), root)
+    model = pruned_model("cifar_resnet56", seed=23)
+    folder = export(model, tmp_path / "run", name="resnet56-gbn70")
+    update_from_export("resnet56-gbn70", folder, bundle=True, root=root)
+    assert sorted(p.name for p in (root / "weights" / "resnet56-gbn70").iterdir()) == [
+        "README.md", "config.json", "model.safetensors"]
+    monkeypatch.setenv("GDZOO_REGISTRY", str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    entry = get_entry("resnet56-gbn70")
+    assert entry.status == "in package" and entry.bundled == root / "weights" / "resnet56-gbn70"
+    loaded = gdzoo.load("resnet56-gbn70")
+    expected = model.state_dict()
+    assert all(torch.equal(loaded.state_dict()[k], expected[k]) for k in expected)
+    weights = root / "weights" / "resnet56-gbn70" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8])
+    with pytest.raises(CorruptWeightsError, match="not the registry's pinned"):
+        gdzoo.load("resnet56-gbn70")

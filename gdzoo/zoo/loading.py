@@ -53,6 +53,8 @@ def resolve(name: str, revision: Optional[str] = None) -> Source:
         return Source(label=name, repo_id=repo_id, revision=rev or revision)
     if is_entry(name):
         entry = get_entry(name)
+        if entry.bundled is not None and entry.sha256 and revision is None:
+            return Source(label=name, path=entry.bundled, entry=entry)
         if revision is not None:
             raise ValueError(f"zoo entry {name!r} is pinned to a reviewed revision; to load another one use "
                              f"gdzoo.load('hf-hub:{entry.repo_id}@{revision}')")

@@ -1,7 +1,9 @@
 """The zoo's named variants, read from one JSON file per entry under ``gdzoo/zoo/data/``.
 
 Data, not code: ``data/entries/<name>.json`` says what a variant is and where its weights live;
-``data/widths/<name>.json`` holds a pruned variant's widths once a pruning run has produced them.
+``data/widths/<name>.json`` holds a pruned variant's widths once a pruning run has produced them;
+``data/weights/<name>/`` holds an export folder shipped inside the package (small CIFAR models),
+which loads offline with no download.
 :func:`update_from_export` drops a run's export into both files, so publishing needs no code change.
 Folders listed in ``GDZOO_REGISTRY`` (os.pathsep-separated, same layout) add or override entries:
 an organisation's private zoo, or a test's.
@@ -23,7 +25,7 @@ from ..flops import count_flops
 from ..models import create_model, default_widths
 from .datasets import get_dataset
 
-PUBLISHED, RECIPE_ONLY = "published", "recipe only"
+PUBLISHED, BUNDLED, RECIPE_ONLY = "published", "in package", "recipe only"
 
 
 class UnknownModelError(ValueError):
@@ -52,11 +54,15 @@ class ZooEntry:
     target: Optional[dict[str, Any]]
     recipe: dict[str, Any]
     license: str
+    bundled: Optional[Path] = None  # export folder shipped in the package
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
-        return PUBLISHED if self.revision and self.sha256 else RECIPE_ONLY
+        """published (pinned on the Hub) > in package (weights shipped) > recipe only."""
+        if self.revision and self.sha256:
+            return PUBLISHED
+        return BUNDLED if self.bundled is not None and self.sha256 else RECIPE_ONLY
 
     @property
     def reproduce(self) -> Optional[str]:
@@ -68,6 +74,7 @@ class ZooEntry:
 
 
 def _read_entry(path: Path, widths_dir: Path) -> ZooEntry:
+    bundled = widths_dir.parent / "weights" / path.stem
     raw = json.loads(path.read_text())
     name = raw["name"]
     if name != path.stem:
@@ -88,6 +95,7 @@ def _read_entry(path: Path, widths_dir: Path) -> ZooEntry:
                     repo_id=hub["repo_id"], revision=hub.get("revision"), sha256=hub.get("sha256"),
                     metrics=raw.get("metrics", {}), target=raw.get("target"), recipe=raw.get("recipe", {}),
                     license=raw.get("license", "apache-2.0"),
+                    bundled=bundled if (bundled / "model.safetensors").is_file() else None,
                     extra={k: v for k, v in raw.items() if k not in known})
 
 
@@ -133,11 +141,13 @@ def _count(arch: str, widths_json: str, dataset: str) -> tuple[int, int]:
 
 
 def update_from_export(name: str, export_dir: str | Path, *, revision: Optional[str] = None,
-                       root: Optional[Path] = None) -> ZooEntry:
+                       bundle: bool = False, root: Optional[Path] = None) -> ZooEntry:
     """Record an export of entry ``name`` in the registry data: its widths, metrics and weights sha256.
 
     Pass ``revision`` (the Hub commit sha that ``gdzoo push`` printed) once it is published: pinning
-    revision + sha256 is what makes the entry "published". ``root`` defaults to the packaged data dir.
+    revision + sha256 is what makes the entry "published". ``bundle=True`` copies the export folder
+    into ``data/weights/<name>/`` so it ships in the package and loads offline ("in package").
+    ``root`` defaults to the packaged data dir.
     """
     from .hubconfig import read_config
 
@@ -160,6 +170,15 @@ def update_from_export(name: str, export_dir: str | Path, *, revision: Optional[
     raw["hub"]["sha256"] = cfg["weights"]["sha256"]
     if revision is not None:
         raw["hub"]["revision"] = revision
+    if bundle:
+        import shutil
+
+        target = root / "weights" / name
+        staging = root / "weights" / f".{name}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(export_dir, staging)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(staging, target)
     entry_path.write_text(json.dumps(raw, indent=2) + "\n")
     _load_entries.cache_clear()
     return _read_entry(entry_path, root / "widths")
