@@ -50,6 +50,7 @@ class Run:
     rt: distributed.Runtime
     seed: int
     init: str = "scratch"
+    init_provenance: Optional[dict] = None  # where the initial weights came from, when they say
     classes: list = field(default_factory=list)
     log_path: Path = field(init=False)
 
@@ -237,6 +238,15 @@ def initial_model(recipe: dict, init: str) -> nn.Module:
     return model
 
 
+def init_provenance(init: str) -> Optional[dict]:
+    """Where a baseline's initial weights come from: an export's recorded provenance, if any."""
+    if init in ("scratch", "torchvision"):
+        return {"init": init}
+    from .zoo.loading import fetch_config, resolve
+
+    return fetch_config(resolve(init)).get("provenance")
+
+
 def baseline_stage(run: Run, train_loader, val_loader, command: str) -> tuple[nn.Module, dict]:
     """Build (and optionally train) the unpruned model; returns it and its validation metrics.
 
@@ -256,7 +266,8 @@ def baseline_stage(run: Run, train_loader, val_loader, command: str) -> tuple[nn
     metrics = evaluate_all_ranks(run, model, val_loader)
     if cfg["export_name"] and run.rt.is_main:
         _export(run, model, metrics, "baseline", cfg["export_name"], command, None,
-                {"baseline_init": run.init, "stage": "baseline", "epochs": cfg["epochs"]})
+                {"baseline_init": run.init, "baseline_init_provenance": run.init_provenance, "stage": "baseline",
+                 "epochs": cfg["epochs"]})
     run.save("baseline", {"model": model.state_dict(), "widths": model.widths, "num_classes": model.num_classes,
                           "metrics": metrics})
     run.log({"stage": "baseline", "event": "done", "val_top1": metrics["top1"], "loss": metrics["loss"]})
@@ -359,7 +370,8 @@ def export_stage(run: Run, model: nn.Module, metrics: dict, baseline_model: nn.M
     if run.rt.is_main:
         _export(run, model, metrics, "export", run.recipe["name"], command,
                 {"name": run.recipe["arch"], "macs": base_macs, "params": base_params},
-                {"baseline_top1": 100 * baseline_metrics["top1"], "baseline_init": run.init})
+                {"baseline_top1": 100 * baseline_metrics["top1"], "baseline_init": run.init,
+                 "baseline_init_provenance": run.init_provenance})
         checkpoint_json(run.out / "metrics.json", summary)
     distributed.barrier()
     return summary
@@ -407,7 +419,7 @@ def reproduce(recipe_name: str, *, data_path: Optional[str] = None, out: Optiona
     if rt.is_main:
         prepare_out(out_dir, recipe, seed, init, resume)
     distributed.barrier()
-    run = Run(recipe, out_dir, rt, seed, init)
+    run = Run(recipe, out_dir, rt, seed, init, init_provenance(init))
     _seed_everything(seed)
     start = time.time()
     command = " ".join(["gdzoo reproduce", recipe["recipe"]] + ([f"--preset {preset}"] if preset else []))
