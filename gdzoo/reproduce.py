@@ -16,7 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -145,15 +145,9 @@ def build_loaders(recipe: dict, data_path: Optional[str], rt: distributed.Runtim
 
 # ------------------------------------------------------------------------------------- training
 
-def _sgd(model: nn.Module, cfg: dict, skip_decay: Callable[[str], bool] = lambda name: False):
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if skip_decay(name) else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg["weight_decay"]}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"])
+def _sgd(model: nn.Module, cfg: dict) -> torch.optim.SGD:
+    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg["lr"], momentum=cfg["momentum"],
+                           weight_decay=cfg["weight_decay"], nesterov=cfg["nesterov"])
 
 
 def _wrap(model: nn.Module, rt: distributed.Runtime, find_unused_parameters: bool = False) -> nn.Module:
@@ -167,11 +161,12 @@ def _forward_model(model: nn.Module, rt: distributed.Runtime) -> nn.Module:
     return torch.compile(model) if rt.compile else model
 
 
-def train_epochs(run: Run, stage: str, model: nn.Module, cfg: dict, train_loader, val_loader) -> nn.Module:
-    """SGD with cosine LR for ``cfg['epochs']`` epochs, resumable at every epoch boundary."""
+def train_epochs(run: Run, stage: str, model: nn.Module, cfg: dict, train_loader, val_loader) -> dict:
+    """SGD with cosine LR for ``cfg['epochs']`` epochs, resumable at every epoch boundary; returns
+    the validation metrics of the trained model."""
     epochs = cfg["epochs"]
     if epochs <= 0:
-        return model
+        return evaluate_all_ranks(run, model, val_loader)
     steps_per_epoch = len(train_loader) if not cfg["max_steps_per_epoch"] else min(len(train_loader), cfg["max_steps_per_epoch"])
     optimizer = _sgd(model, cfg)
     start = 0
@@ -183,19 +178,19 @@ def train_epochs(run: Run, stage: str, model: nn.Module, cfg: dict, train_loader
         torch.set_rng_state(state["rng"])
     total = epochs * steps_per_epoch
     net = _forward_model(_wrap(model, run.rt), run.rt)
+    val = None
     for epoch in range(start, epochs):
         stats = train_one_epoch(
             net, train_loader.epoch(epoch), optimizer, device=run.rt.device,
             lr_at=lambda step: cosine_lr(step, total, cfg["lr"], cfg["min_lr"]), start_step=epoch * steps_per_epoch,
             amp_dtype=run.rt.amp_dtype, channels_last=run.rt.channels_last, max_steps=steps_per_epoch,
             desc=f"{stage} epoch {epoch + 1}/{epochs}", disable_progress=not run.rt.is_main)
-        val = evaluate(net, val_loader.epoch(0), device=run.rt.device, amp_dtype=run.rt.amp_dtype,
-                       channels_last=run.rt.channels_last)
+        val = evaluate_all_ranks(run, net, val_loader)
         run.save(f"{stage}_train", {"epoch": epoch + 1, "model": model.state_dict(),
                                    "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()})
         run.log({"stage": stage, "event": "epoch", "index": epoch + 1, "loss": stats["loss"], "acc": stats["acc"],
                  "val_top1": val["top1"], "lr": optimizer.param_groups[0]["lr"]})
-    return model
+    return val if val is not None else evaluate_all_ranks(run, model, val_loader)
 
 
 def evaluate_all_ranks(run: Run, model: nn.Module, val_loader) -> dict:
@@ -262,8 +257,7 @@ def baseline_stage(run: Run, train_loader, val_loader, command: str) -> tuple[nn
     model = initial_model(run.recipe, run.init).to(run.rt.device)
     if run.rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    train_epochs(run, "baseline", model, cfg, train_loader, val_loader)
-    metrics = evaluate_all_ranks(run, model, val_loader)
+    metrics = train_epochs(run, "baseline", model, cfg, train_loader, val_loader)
     if cfg["export_name"] and run.rt.is_main:
         _export(run, model, metrics, "baseline", cfg["export_name"], command, None,
                 {"baseline_init": run.init, "baseline_init_provenance": run.init_provenance, "stage": "baseline",
@@ -326,8 +320,7 @@ def finetune_stage(run: Run, model: nn.Module, train_loader, val_loader) -> tupl
         return model, done["metrics"]
     if run.rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    train_epochs(run, "finetune", model, cfg, train_loader, val_loader)
-    metrics = evaluate_all_ranks(run, model, val_loader)
+    metrics = train_epochs(run, "finetune", model, cfg, train_loader, val_loader)
     run.save("finetune", {"model": model.state_dict(), "metrics": metrics})
     run.log({"stage": "finetune", "event": "done", "val_top1": metrics["top1"], "loss": metrics["loss"]})
     return model, metrics
