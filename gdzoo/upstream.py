@@ -33,6 +33,9 @@ from .zoo.export import export_model, sha256_file
 UPSTREAM_REPO = "youzhonghui/gate-decorator-pruning"
 UPSTREAM_LICENSE = "Apache-2.0"
 EVAL_SPLIT = "cifar10-jpeg val (last 500/class)"
+TRAINING_DATA = ("all 50,000 original CIFAR-10 training images (the authors'), which include the 5,000 validation "
+                 "images of the CIFAR-10 JPEG split: accuracy of this model or any model started from it is "
+                 "optimistic on that split")
 LEAKAGE_NOTE = ("Top-1 on the 5,000 validation images of the CIFAR-10 JPEG-q75 folder (files 4500-4999.jpg of "
                 "each class), single 32x32 view, mean/std {mean}/{std}. Optimistic: the authors trained on all "
                 "50k original CIFAR-10 training images, which include these images (in lossless form); JPEG "
@@ -290,6 +293,7 @@ def convert_upstream(
         "upstream_repo": UPSTREAM_REPO,
         "upstream_url": f"https://github.com/{UPSTREAM_REPO}",
         "upstream_license": UPSTREAM_LICENSE,
+        "training_data": TRAINING_DATA,
         "converted_by": "gdzoo.upstream.convert_upstream",
     }
     summary = (f"The Gate Decorator authors' {'pruned' if gated else 'unpruned'} CIFAR-10 `{model.arch}` "
