@@ -154,6 +154,7 @@ def test_gated_state_dict_melts_to_the_same_function(tmp_path: Path, depth: int,
     assert cfg["arch"] == f"cifar_resnet{depth}" and cfg["pruned"] and "top1" not in cfg["metrics"]
     assert cfg["provenance"]["upstream_repo"] == "youzhonghui/gate-decorator-pruning"
     assert cfg["provenance"]["upstream_license"] == "Apache-2.0"
+    assert "include the 5,000 validation images" in cfg["provenance"]["training_data"]
     assert list(cfg["mean"]) == [0.4914, 0.4822, 0.4465] and list(cfg["std"]) == [0.247, 0.243, 0.261]
 
 
