@@ -346,7 +346,7 @@ def _export(run: Run, model: nn.Module, metrics: dict, folder: str, name: str, c
 
 
 def export_stage(run: Run, model: nn.Module, metrics: dict, baseline_model: nn.Module, baseline_metrics: dict,
-                 command: str, started: float) -> dict:
+                 command: str) -> dict:
     """Write OUT/export (the zoo's on-Hub format) and OUT/metrics.json; return the metrics."""
     size = take(run.recipe["data"], DATA_DEFAULTS, "data")["image_size"]
     input_size = (3, size, size)
@@ -358,7 +358,7 @@ def export_stage(run: Run, model: nn.Module, metrics: dict, baseline_model: nn.M
         "top1": metrics["top1"], "top5": metrics["top5"], "baseline_top1": baseline_metrics["top1"],
         "macs": macs, "params": params, "baseline_macs": base_macs, "baseline_params": base_params,
         "macs_ratio": macs / base_macs, "params_ratio": params / base_params, "input_size": list(input_size),
-        "eval_samples": metrics["samples"], "wall_time_s": round(time.time() - started, 1),
+        "eval_samples": metrics["samples"], "wall_time_s": round(compute_seconds(run.out, time.time()), 1),
     }
     if run.rt.is_main:
         _export(run, model, metrics, "export", run.recipe["name"], command,
@@ -368,6 +368,20 @@ def export_stage(run: Run, model: nn.Module, metrics: dict, baseline_model: nn.M
         checkpoint_json(run.out / "metrics.json", summary)
     distributed.barrier()
     return summary
+
+
+def compute_seconds(out: Path, now: float) -> float:
+    """Seconds a run spent running, summed over its invocations (the gaps between a kill and its
+    ``--resume`` excluded): each invocation logs a ``start`` record; the first begins at run.json."""
+    segment_start = last = (out / "run.json").stat().st_mtime
+    total = 0.0
+    for line in (out / "log.jsonl").read_text().splitlines() if (out / "log.jsonl").exists() else []:
+        record = json.loads(line)
+        if record.get("event") == "start":
+            total += last - segment_start
+            segment_start = record["time"]
+        last = record["time"]
+    return total + now - segment_start
 
 
 def checkpoint_json(path: Path, obj: Any) -> None:
@@ -414,14 +428,14 @@ def reproduce(recipe_name: str, *, data_path: Optional[str] = None, out: Optiona
     distributed.barrier()
     run = Run(recipe, out_dir, rt, seed, init, init_provenance(init))
     _seed_everything(seed)
-    start = time.time()
+    run.log({"stage": "run", "event": "start", "resume": resume})
     command = " ".join(["gdzoo reproduce", recipe["recipe"]] + ([f"--preset {preset}"] if preset else []))
     train_loader, val_loader, run.classes = build_loaders(recipe, data_path, rt, seed)
     baseline, baseline_metrics = baseline_stage(run, train_loader, val_loader, command)
     baseline_copy = create_model(recipe["arch"], widths=baseline.widths, num_classes=baseline.num_classes)
     pruned = prune_stage(run, baseline, train_loader, val_loader)
     model, metrics = finetune_stage(run, pruned, train_loader, val_loader)
-    summary = export_stage(run, model, metrics, baseline_copy, baseline_metrics, command, start)
+    summary = export_stage(run, model, metrics, baseline_copy, baseline_metrics, command)
     run.log({"stage": "export", "event": "done", "val_top1": metrics["top1"], "macs_ratio": summary["macs_ratio"],
              "params_ratio": summary["params_ratio"]})
     if push and rt.is_main:

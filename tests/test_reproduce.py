@@ -179,3 +179,14 @@ def test_torchrun_two_processes_write_one_export(tmp_path, tiny_recipe):
     assert summary["eval_samples"] == 32  # both ranks' halves of the validation split, all-reduced
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert len([r for r in records if r["event"] == "done" and r["stage"] == "export"]) == 1  # rank 0 writes
+
+
+def test_compute_seconds_excludes_the_gap_before_a_resume(tmp_path):
+    from gdzoo.reproduce import compute_seconds
+
+    (tmp_path / "run.json").write_text("{}")
+    os.utime(tmp_path / "run.json", (100, 100))
+    records = [{"time": 101, "event": "start"}, {"time": 130, "event": "tick"}, {"time": 500, "event": "start"},
+               {"time": 520, "event": "tock"}]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert compute_seconds(tmp_path, now=530) == (130 - 101) + (530 - 500)
