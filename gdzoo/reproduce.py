@@ -363,7 +363,7 @@ def export_stage(run: Run, model: nn.Module, metrics: dict, baseline_model: nn.M
     if run.rt.is_main:
         _export(run, model, metrics, "export", run.recipe["name"], command,
                 {"name": run.recipe["arch"], "macs": base_macs, "params": base_params},
-                {"baseline_top1": 100 * baseline_metrics["top1"], "baseline_init": run.init,
+                {"baseline_top1": round(100 * baseline_metrics["top1"], 2), "baseline_init": run.init,
                  "baseline_init_provenance": run.init_provenance})
         checkpoint_json(run.out / "metrics.json", summary)
     distributed.barrier()
@@ -413,6 +413,22 @@ def prepare_out(out: Path, recipe: dict, seed: int, init: str, resume: bool) -> 
         raise RunError(f"cannot write to {out} ({error.strerror}); choose a writable --out") from error
 
 
+def reproduce_command_line(recipe: dict, preset: Optional[str], data_path: Optional[str], init: str,
+                           seed: int) -> str:
+    """The command that regenerates a run, for its card: the data folder and any non-default
+    baseline are placeholders (their provenance is recorded beside it)."""
+    parts = ["gdzoo reproduce", recipe["recipe"]]
+    if preset:
+        parts.append(f"--preset {preset}")
+    if data_path is not None:
+        parts.append("--data DATA_FOLDER")
+    if init != recipe["baseline"].get("init", BASELINE_DEFAULTS["init"]):
+        parts.append("--init BASELINE_EXPORT")
+    if seed != recipe.get("seed", 0):
+        parts.append(f"--seed {seed}")
+    return " ".join(parts)
+
+
 def reproduce(recipe_name: str, *, data_path: Optional[str] = None, out: Optional[str] = None,
               preset: Optional[str] = None, resume: bool = False, push: Optional[str] = None,
               device: Optional[str] = None, init: Optional[str] = None, seed: Optional[int] = None,
@@ -429,7 +445,7 @@ def reproduce(recipe_name: str, *, data_path: Optional[str] = None, out: Optiona
     run = Run(recipe, out_dir, rt, seed, init, init_provenance(init))
     _seed_everything(seed)
     run.log({"stage": "run", "event": "start", "resume": resume})
-    command = " ".join(["gdzoo reproduce", recipe["recipe"]] + ([f"--preset {preset}"] if preset else []))
+    command = reproduce_command_line(recipe, preset, data_path, init, seed)
     train_loader, val_loader, run.classes = build_loaders(recipe, data_path, rt, seed)
     baseline, baseline_metrics = baseline_stage(run, train_loader, val_loader, command)
     baseline_copy = create_model(recipe["arch"], widths=baseline.widths, num_classes=baseline.num_classes)

@@ -200,8 +200,8 @@ def test_pinned_registry_sha256_is_enforced(hub_server, cifar_export, tmp_path, 
 def test_unpublished_entry_names_its_reproduce_command():
     with pytest.raises(NotPublishedError, match="not published yet.*gdzoo reproduce gbn-60"):
         gdzoo.load("resnet50-gbn60")
-    with pytest.raises(NotPublishedError, match="gdzoo reproduce resnet56-70"):
-        gdzoo.load("resnet56-gbn70")
+    with pytest.raises(NotPublishedError, match="gdzoo reproduce gbn-50"):
+        gdzoo.load("resnet50-gbn50")
 
 
 def test_unknown_name_lists_close_names():

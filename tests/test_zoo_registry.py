@@ -22,8 +22,14 @@ def test_every_entry_is_listed_honestly():
     table = gdzoo.list_models()
     assert sorted(r["name"] for r in table) == sorted(NAMES)
     rows = {r["name"]: r for r in table}
-    assert all(r["status"] == "recipe only" for r in table)  # nothing has been trained and published yet
-    for name in ("resnet56-gbn70", "resnet50-gbn60", "resnet50-gbn50"):
+    assert {r["name"]: r["status"] for r in table} == {  # nothing is on the Hub yet; CIFAR weights ship inside
+        "resnet50": "recipe only", "resnet50-gbn60": "recipe only", "resnet50-gbn50": "recipe only",
+        "resnet56": "in package", "resnet56-gbn70": "in package"}
+    pruned = gdzoo.create_model("resnet56-gbn70")
+    assert (rows["resnet56-gbn70"]["macs_value"], rows["resnet56-gbn70"]["params_value"]) == gdzoo.count_flops(
+        pruned, (3, 32, 32))
+    assert rows["resnet56-gbn70"]["reduction"] == "-70.1% / -67.1%"
+    for name in ("resnet50-gbn60", "resnet50-gbn50"):
         assert rows[name]["macs"] == rows[name]["params"] == rows[name]["top1"] == "—"
         assert rows[name]["reduction"].startswith("target -")
     assert rows["resnet50-gbn60"]["reduction"] == "target -40.54% MACs"
@@ -46,8 +52,10 @@ def test_create_model_is_timm_style():
     assert arch.widths["stages"] == [8, 8, 8]
     zoo = gdzoo.create_model("resnet56", num_classes=7)
     assert zoo.fc.out_features == 7 and zoo.pretrained_cfg["input_size"] == (3, 32, 32)
-    with pytest.raises(NotPublishedError, match="gdzoo reproduce resnet56"):
-        gdzoo.create_model("resnet56", pretrained=True)
+    with pytest.raises(NotPublishedError, match="gdzoo reproduce gbn-50"):
+        gdzoo.create_model("resnet50-gbn50", pretrained=True)
+    shipped = gdzoo.create_model("resnet56-gbn70", pretrained=True)  # weights inside the package
+    torch.testing.assert_close(shipped.fc.weight, gdzoo.load("resnet56-gbn70").fc.weight)
     with pytest.raises(NotPublishedError, match="widths of 'resnet50-gbn60' are not known yet"):
         gdzoo.create_model("resnet50-gbn60")
     with pytest.raises(ValueError, match="bare architecture"):
