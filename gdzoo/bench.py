@@ -142,7 +142,7 @@ def resolve(name: str, widths_from: Optional[str] = None, *, role: str = "varian
     whose widths are not known yet; it is an error for names that already have widths.
     """
     from . import zoo
-    from .zoo.registry import PUBLISHED
+    from .zoo.registry import RECIPE_ONLY
 
     if zoo.is_entry(name):
         entry = zoo.get_entry(name)
@@ -162,7 +162,7 @@ def resolve(name: str, widths_from: Optional[str] = None, *, role: str = "varian
                 f"registry), so there is no structure to time.{how} Or pass --widths-from {name}=DIR with an "
                 "export folder, a `gdzoo reproduce --out DIR` run folder or a widths JSON file as a proxy.")
         ds = zoo.datasets.get_dataset(entry.dataset)
-        published = entry.status == PUBLISHED and widths_from is None
+        published = entry.status != RECIPE_ONLY and widths_from is None  # on the Hub or in the package
         loader = (lambda: zoo.load(name, pretrained=True)) if published else None
         return Variant(name=name, arch=entry.arch, widths=widths, num_classes=ds.num_classes,
                        input_size=tuple(ds.input_size), weights="trained" if published else "random",

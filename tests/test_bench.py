@@ -90,7 +90,23 @@ def test_fold_bn_is_exact(arch, size):
 
 
 # ----- resolving names -----------------------------------------------------------------------------
-def test_unknown_name_and_missing_widths_errors(tmp_path):
+@pytest.fixture()
+def unpruned_zoo(tmp_path, monkeypatch):
+    """The packaged registry with resnet56-gbn70's run undone (no widths, no shipped weights), so these
+    tests see a pruned entry whose structure is still unknown, whatever the zoo ships today."""
+    import shutil
+
+    from gdzoo.zoo.registry import data_dir
+
+    root = tmp_path / "registry"
+    shutil.copytree(data_dir(), root)
+    shutil.rmtree(root / "weights", ignore_errors=True)
+    (root / "widths" / "resnet56-gbn70.json").unlink(missing_ok=True)
+    monkeypatch.setenv("GDZOO_REGISTRY", str(root))
+    return root
+
+
+def test_unknown_name_and_missing_widths_errors(tmp_path, unpruned_zoo):
     with pytest.raises(BenchError, match="unknown model 'resnet65'.*Did you mean"):
         resolve("resnet65")
     with pytest.raises(MissingWidthsError, match="gdzoo reproduce resnet56-70.*--widths-from"):
@@ -109,7 +125,7 @@ def test_unknown_name_and_missing_widths_errors(tmp_path):
     assert result.exit_code != 0 and "has no pruned widths yet" in result.output
 
 
-def test_resolve_baselines_and_sources(tmp_path):
+def test_resolve_baselines_and_sources(tmp_path, unpruned_zoo):
     w = narrow_widths("cifar_resnet56", 0)
     (tmp_path / "widths.json").write_text(json.dumps(w))  # bare widths spec
     vs = resolve_with_baselines(["resnet56-gbn70"], {"resnet56-gbn70": str(tmp_path / "widths.json")}, round_to=8)
@@ -175,7 +191,7 @@ def test_peak_memory_cpu_counts_activations():
     assert "TorchDispatchMode" in how
 
 
-def test_cli_end_to_end_writes_json(tmp_path):
+def test_cli_end_to_end_writes_json(tmp_path, unpruned_zoo):
     widths = tmp_path / "run"
     export(pruned_model("cifar_resnet56", seed=4), widths / "export", name="resnet56-gbn70")
     out = tmp_path / "rows.json"
@@ -190,3 +206,9 @@ def test_cli_end_to_end_writes_json(tmp_path):
     pruned = [r for r in rows if r["name"] == "resnet56-gbn70"]
     assert all(r["macs_ratio"] > 1 and r["baseline"] == "resnet56" for r in pruned)
     assert "| resnet56-gbn70 | random | fold_bn | 2 |" in result.output
+
+
+def test_shipped_entry_is_benchmarked_with_its_trained_weights():
+    vs = resolve_with_baselines(["resnet56-gbn70"])
+    assert [(v.name, v.role, v.weights) for v in vs] == [
+        ("resnet56", "baseline", "trained"), ("resnet56-gbn70", "variant", "trained")]
