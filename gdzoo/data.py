@@ -125,6 +125,18 @@ def load_small_image_folder(root: str | os.PathLike, val_per_class: int = 500,
             ImageTensors(images[val_idx], labels_t[val_idx], classes))
 
 
+def load_validation_split(root: str | os.PathLike, val_per_class: int = 500) -> ImageTensors:
+    """Only the validation part of :func:`load_small_image_folder` (``val/``, or the last
+    ``val_per_class`` files of each class), decoding nothing else."""
+    root = Path(root)
+    folder = root / "val" if (root / "val").is_dir() else root / "train" if (root / "train").is_dir() else root
+    files, labels, classes = list_image_folder(folder)
+    if folder.name != "val":
+        _, indices = holdout_last_per_class(labels, val_per_class)
+        files, labels = [files[i] for i in indices], [labels[i] for i in indices]
+    return ImageTensors(decode_images(files), torch.tensor(labels), classes)
+
+
 def load_cifar10(root: str | os.PathLike, download: bool = True) -> tuple[ImageTensors, ImageTensors]:
     """Original CIFAR-10 through torchvision (downloaded when online): 50k train, 10k test as val."""
     from torchvision.datasets import CIFAR10

@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import (CIFAR10_MEAN, CIFAR10_STD, DataError, ImageTensors, TensorLoader, decode_images,
-                   holdout_last_per_class, list_image_folder)
+from .data import CIFAR10_MEAN, CIFAR10_STD, DataError, ImageTensors, TensorLoader, load_validation_split
 from .engine.gates import decorate
 from .engine.graph import ChannelGraph, build_graph
 from .engine.melt import melt
@@ -231,17 +230,6 @@ def melt_gated(model: nn.Module) -> nn.Module:
     return melted
 
 
-def cifar_validation(root: Union[str, os.PathLike], per_class: int = 500) -> ImageTensors:
-    """The validation split of ``load_small_image_folder`` (last ``per_class`` files a class), decoding only it."""
-    root = Path(root)
-    folder = root / "val" if (root / "val").is_dir() else root / "train" if (root / "train").is_dir() else root
-    files, labels, classes = list_image_folder(folder)
-    if folder.name != "val":
-        _, idx = holdout_last_per_class(labels, per_class)
-        files, labels = [files[i] for i in idx], [labels[i] for i in idx]
-    return ImageTensors(decode_images(files), torch.tensor(labels), classes)
-
-
 def measure_top1(model: nn.Module, val: ImageTensors, batch_size: int = 500) -> dict[str, float]:
     """Top-1/top-5 (percent) with the authors' normalisation, after checking the class order."""
     from .training import evaluate
@@ -283,7 +271,7 @@ def convert_upstream(
     metrics: dict[str, Any] = {"eval_notes": "Accuracy not measured at conversion (no validation data given); "
                                              "gdzoo makes no accuracy claim for these weights."}
     if data is not None:
-        val = data if isinstance(data, ImageTensors) else cifar_validation(data)
+        val = data if isinstance(data, ImageTensors) else load_validation_split(data)
         measured = measure_top1(model, val)
         metrics = {"top1": measured["top1"], "top5": measured["top5"], "eval_split": EVAL_SPLIT,
                    "eval_notes": LEAKAGE_NOTE.format(mean=CIFAR10_MEAN, std=CIFAR10_STD)}

@@ -89,3 +89,11 @@ def test_synthetic_data_is_learnable_signal():
     means = torch.stack([train.images[train.labels == c].float().mean(0) for c in range(3)])
     nearest = ((val.images.float()[:, None] - means[None]) ** 2).flatten(2).sum(2).argmin(1)
     assert (nearest == val.labels).float().mean() == 1.0
+
+
+def test_validation_split_alone_equals_the_full_loads_validation(tmp_path):
+    _write_folder(tmp_path)
+    _, val = data.load_small_image_folder(tmp_path, val_per_class=2, desc=None)
+    alone = data.load_validation_split(tmp_path, val_per_class=2)
+    assert torch.equal(alone.images, val.images) and torch.equal(alone.labels, val.labels)
+    assert alone.classes == val.classes
