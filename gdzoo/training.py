@@ -15,6 +15,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 
+PROGRESS_EVERY = 20  # steps between progress-bar refreshes (each reads the running sums)
+
+
 def triangular_lr(step: int, total_steps: int, lr_min: float, lr_max: float) -> float:
     """One triangular cycle (Smith 2017): lr_min -> lr_max at mid-cycle -> lr_min at the end."""
     if total_steps <= 1:
@@ -59,7 +62,9 @@ def train_one_epoch(
     """
     device = torch.device(device)
     model.train()
-    total_loss, correct, seen, steps = 0.0, 0, 0, 0
+    # running sums stay on the device: reading them every step would sync a GPU once per batch
+    totals = torch.zeros(2, dtype=torch.float64, device=device)  # summed loss, correct predictions
+    seen, steps = 0, 0
     bar = tqdm(batches, desc=desc, leave=False, disable=disable_progress or desc is None,
                total=max_steps if max_steps is not None else None, dynamic_ncols=True)
     for images, labels in bar:
@@ -84,10 +89,12 @@ def train_one_epoch(
         optimizer.step()
         steps += 1
         n = labels.shape[0]
-        total_loss += loss.item() * n
-        correct += (logits.argmax(1) == labels).sum().item()
+        totals += torch.stack([loss.detach().double() * n, (logits.argmax(1) == labels).sum().double()])
         seen += n
-        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+        if not bar.disable and steps % PROGRESS_EVERY == 0:
+            total_loss, correct = totals.tolist()
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+    total_loss, correct = totals.tolist()
     return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1), "steps": steps, "samples": seen}
 
 
@@ -106,7 +113,8 @@ def evaluate(
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    total_loss, top1, top5, seen = 0.0, 0, 0, 0
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # summed loss, top-1 and top-5 hits
+    seen = 0
     for images, labels in tqdm(batches, desc=desc, leave=False, disable=disable_progress or desc is None,
                                dynamic_ncols=True):
         images = images.to(device, non_blocking=True)
@@ -116,12 +124,12 @@ def evaluate(
         with _autocast(device, amp_dtype):
             logits = model(images)
         logits = logits.float()
-        total_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-        k = min(5, logits.shape[1])
-        topk = logits.topk(k, dim=1).indices
-        top1 += (topk[:, 0] == labels).sum().item()
-        top5 += (topk == labels[:, None]).any(dim=1).sum().item()
+        topk = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        totals += torch.stack([nn.functional.cross_entropy(logits, labels, reduction="sum").double(),
+                               (topk[:, 0] == labels).sum().double(),
+                               (topk == labels[:, None]).any(dim=1).sum().double()])
         seen += labels.shape[0]
     model.train(was_training)
+    total_loss, top1, top5 = totals.tolist()
     return {"loss": total_loss / max(seen, 1), "top1": top1 / max(seen, 1), "top5": top5 / max(seen, 1),
             "samples": seen}
