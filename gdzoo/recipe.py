@@ -79,6 +79,17 @@ def _load_raw(path: Path, seen: tuple = ()) -> dict:
     return _merge(base, raw)
 
 
+def _preset_table(presets: dict, name: str, recipe: str, seen: tuple = ()) -> dict:
+    """A preset merged over the preset it ``extends`` (e.g. an ablation of the ``cpu`` schedule)."""
+    if name not in presets:
+        raise RecipeError(f"recipe {recipe} has no preset {name!r}; its presets: {', '.join(sorted(presets)) or 'none'}")
+    if name in seen:
+        raise RecipeError(f"preset {name!r} of recipe {recipe} extends itself through {' -> '.join((*seen, name))}")
+    table = dict(presets[name])
+    parent = table.pop("extends", None)
+    return table if parent is None else _merge(_preset_table(presets, parent, recipe, (*seen, name)), table)
+
+
 def load_recipe(name_or_path: str, preset: Optional[str] = None, overrides: Optional[dict] = None) -> dict:
     """The recipe as a dict with ``preset`` applied and its presets table removed."""
     path = resolve_recipe_path(name_or_path)
@@ -86,9 +97,7 @@ def load_recipe(name_or_path: str, preset: Optional[str] = None, overrides: Opti
     presets = raw.pop("presets", {})
     recipe = raw
     if preset is not None:
-        if preset not in presets:
-            raise RecipeError(f"recipe {path.stem} has no preset {preset!r}; its presets: {', '.join(sorted(presets)) or 'none'}")
-        recipe = _merge(recipe, presets[preset])
+        recipe = _merge(recipe, _preset_table(presets, preset, path.stem))
     if overrides:
         recipe = _merge(recipe, overrides)
     recipe["recipe"] = path.stem

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -413,6 +414,44 @@ def prepare_out(out: Path, recipe: dict, seed: int, init: str, resume: bool) -> 
         raise RunError(f"cannot write to {out} ({error.strerror}); choose a writable --out") from error
 
 
+STAGE_INPUTS = {"baseline": ("arch", "data", "baseline"), "pruned": ("arch", "data", "baseline", "prune")}
+
+
+def reuse_stages(source: Path, out: Path, recipe: dict, seed: int, init: str) -> list[str]:
+    """Copy the finished stages of the run in ``source`` whose inputs equal this run's into ``out``.
+
+    A stage's inputs are the seed, the baseline init and the recipe sections it reads, so a run that
+    only changes ``[finetune]`` starts from the other run's pruned model instead of pruning again.
+    """
+    run_file = source / "run.json"
+    if not run_file.is_file():
+        raise RunError(f"--reuse {source}: no gdzoo run there (run.json missing); pass the --out of an earlier run")
+    other = json.loads(run_file.read_text())
+    if (other.get("seed"), other.get("init")) != (seed, init):
+        raise RunError(f"--reuse {source}: that run used seed {other.get('seed')} and --init {other.get('init')}, "
+                       f"this one seed {seed} and --init {init}; pass the same --seed and --init")
+    reused = []
+    for stage, keys in STAGE_INPUTS.items():
+        differs = [k for k in keys if other["recipe"].get(k) != recipe.get(k)]
+        if differs:
+            if not reused:
+                raise RunError(f"--reuse {source}: nothing to reuse, its [{differs[0]}] differs from this recipe's")
+            break
+        if not (source / "state" / f"{stage}.pt").is_file():
+            break
+        reused.append(stage)
+    if not reused:
+        raise RunError(f"--reuse {source}: that run has not finished its baseline stage yet")
+    for stage in reused:
+        tmp = out / "state" / f".{stage}.pt.tmp"
+        shutil.copyfile(source / "state" / f"{stage}.pt", tmp)
+        os.replace(tmp, out / "state" / f"{stage}.pt")
+    if (source / "baseline").is_dir() and not (out / "baseline").exists():
+        shutil.copytree(source / "baseline", out / ".baseline.tmp")
+        os.replace(out / ".baseline.tmp", out / "baseline")
+    return reused
+
+
 def reproduce_command_line(recipe: dict, preset: Optional[str], data_path: Optional[str], init: str,
                            seed: int) -> str:
     """The command that regenerates a run, for its card: the data folder and any non-default
@@ -432,19 +471,35 @@ def reproduce_command_line(recipe: dict, preset: Optional[str], data_path: Optio
 def reproduce(recipe_name: str, *, data_path: Optional[str] = None, out: Optional[str] = None,
               preset: Optional[str] = None, resume: bool = False, push: Optional[str] = None,
               device: Optional[str] = None, init: Optional[str] = None, seed: Optional[int] = None,
-              amp: str = "auto", channels_last: Optional[bool] = None, compile: bool = False) -> dict:
-    """Run a recipe end to end into ``out`` (default ``runs/<recipe>[-<preset>]``); return its metrics."""
+              amp: str = "auto", channels_last: Optional[bool] = None, compile: bool = False,
+              reuse: Optional[str] = None) -> dict:
+    """Run a recipe end to end into ``out`` (default ``runs/<recipe>[-<preset>]``); return its metrics.
+
+    ``reuse``: the folder of an earlier run whose finished stages with equal inputs are copied in.
+    """
     recipe = load_recipe(recipe_name, preset)
     seed = recipe.get("seed", 0) if seed is None else seed
     out_dir = Path(out) if out else Path("runs") / (recipe["recipe"] + (f"-{preset}" if preset else ""))
     init = init or recipe["baseline"].get("init", BASELINE_DEFAULTS["init"])
     rt = distributed.setup(device, amp, channels_last, compile)
+    if reuse is not None and resume:
+        raise RunError("--reuse seeds a new run; drop it when passing --resume")
+    reused: list[str] = []
     if rt.is_main:
         prepare_out(out_dir, recipe, seed, init, resume)
+        if reuse is not None:
+            try:
+                reused = reuse_stages(Path(reuse), out_dir, recipe, seed, init)
+            except RunError:
+                shutil.rmtree(out_dir / "state")  # leave no half-seeded run behind
+                (out_dir / "run.json").unlink()
+                raise
     distributed.barrier()
     run = Run(recipe, out_dir, rt, seed, init, init_provenance(init))
     _seed_everything(seed)
     run.log({"stage": "run", "event": "start", "resume": resume})
+    if reused:
+        run.log({"stage": "run", "event": "reuse", "source": str(Path(reuse).resolve()), "stages": reused})
     command = reproduce_command_line(recipe, preset, data_path, init, seed)
     train_loader, val_loader, run.classes = build_loaders(recipe, data_path, rt, seed)
     baseline, baseline_metrics = baseline_stage(run, train_loader, val_loader, command)

@@ -24,8 +24,11 @@ from .reproduce import RunError, reproduce
               help="Autocast dtype; auto = bf16 on CUDA, off on CPU.")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True)
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for training.")
+@click.option("--reuse", type=click.Path(), metavar="RUN_DIR",
+              help="Copy the finished stages of an earlier run whose inputs match (e.g. to fine-tune longer "
+                   "without pruning again).")
 def reproduce_command(recipe, data_path, out, preset, resume, push_repo, device, init, seed, amp, channels_last,
-                      compile_):
+                      compile_, reuse):
     """Regenerate a zoo variant end to end from RECIPE (a shipped recipe name or a .toml path).
 
     Stages: baseline -> gates -> Tick-Tock -> melt -> fine-tune -> evaluate -> export (+ push).
@@ -34,7 +37,7 @@ def reproduce_command(recipe, data_path, out, preset, resume, push_repo, device,
     try:
         summary = reproduce(recipe, data_path=data_path, out=out, preset=preset, resume=resume, push=push_repo,
                             device=device, init=init, seed=seed, amp=amp, channels_last=channels_last,
-                            compile=compile_)
+                            compile=compile_, reuse=reuse)
     except (RunError, RecipeError, DataError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(json.dumps({k: summary[k] for k in ("variant", "top1", "macs_ratio", "params_ratio", "wall_time_s")}))

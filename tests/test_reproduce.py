@@ -190,3 +190,37 @@ def test_compute_seconds_excludes_the_gap_before_a_resume(tmp_path):
                {"time": 520, "event": "tock"}]
     (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     assert compute_seconds(tmp_path, now=530) == (130 - 101) + (530 - 500)
+
+
+def test_reuse_skips_the_stages_whose_inputs_match(tmp_path, tiny_recipe):
+    first = tmp_path / "first"
+    reproduce(tiny_recipe, out=str(first), device="cpu")
+    longer = tmp_path / "longer.toml"
+    longer.write_text(TINY.replace("[finetune]\nepochs = 1", "[finetune]\nepochs = 2"))
+    second = tmp_path / "second"
+    summary = reproduce(str(longer), out=str(second), device="cpu", reuse=str(first))
+
+    events = [json.loads(line) for line in (second / "log.jsonl").read_text().splitlines()]
+    assert [e["stages"] for e in events if e["event"] == "reuse"] == [["baseline", "pruned"]]
+    assert not [e for e in events if e["stage"] in ("baseline", "prune") and e["event"] != "done"]
+    assert [e["index"] for e in events if e["stage"] == "finetune" and e["event"] == "epoch"] == [1, 2]
+    assert summary["widths"] == json.loads((first / "metrics.json").read_text())["widths"]
+    pruned_first = torch.load(first / "state" / "pruned.pt", weights_only=True)["model"]
+    pruned_second = torch.load(second / "state" / "pruned.pt", weights_only=True)["model"]
+    assert all(torch.equal(pruned_first[k], pruned_second[k]) for k in pruned_first)
+
+
+def test_reuse_refuses_runs_with_other_inputs_and_leaves_no_run(tmp_path, tiny_recipe):
+    first = tmp_path / "first"
+    reproduce(tiny_recipe, out=str(first), device="cpu")
+    other_data = tmp_path / "other.toml"
+    other_data.write_text(TINY.replace("batch_size = 16", "batch_size = 8"))
+    out = tmp_path / "second"
+    with pytest.raises(RunError, match=r"nothing to reuse, its \[data\] differs from this recipe's"):
+        reproduce(str(other_data), out=str(out), device="cpu", reuse=str(first))
+    assert list(out.iterdir()) == []
+    with pytest.raises(RunError, match="that run used seed 3 and --init scratch, this one seed 4"):
+        reproduce(tiny_recipe, out=str(out), device="cpu", seed=4, reuse=str(first))
+    result = _cli(tiny_recipe, "--out", str(out), "--reuse", str(tmp_path / "nowhere"))
+    assert result.exit_code == 1 and "no gdzoo run there (run.json missing)" in result.output
+    assert list(out.iterdir()) == []
