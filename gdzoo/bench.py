@@ -31,6 +31,7 @@ import platform
 import statistics
 import time
 import weakref
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -206,6 +207,10 @@ def resolve_with_baselines(names: Sequence[str], widths_from: Mapping[str, str] 
     if unknown:
         raise BenchError(f"--widths-from names {sorted(unknown)}, which are not among the models to time {list(names)}")
     variants = [resolve(n, widths_from.get(n)) for n in names]
+    repeated = Counter(v.name for v in variants)
+    for requested, v in zip(names, variants):
+        if repeated[v.name] > 1 and v.source.startswith("export folder"):
+            v.name = requested  # exports of one variant from different runs: tell them apart by folder
     by_name = {v.name: v for v in variants}
     if len(by_name) != len(variants):
         raise BenchError(f"the same model is named twice in {list(names)}")

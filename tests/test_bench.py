@@ -141,6 +141,12 @@ def test_resolve_baselines_and_sources(tmp_path, unpruned_zoo):
         ("resnet56", "baseline", None), ("cifar_resnet20 (unpruned)", "baseline", None),
         ("test-variant", "variant", "cifar_resnet20 (unpruned)")]
     assert vs[2].weights == "trained"
+    # two runs' exports of one variant are told apart by their folders
+    other = export(pruned_model("cifar_resnet20", seed=3), tmp_path / "exp2")
+    assert [v.name for v in resolve_with_baselines([str(folder), str(other)])] == [
+        "cifar_resnet20 (unpruned)", str(folder), str(other)]
+    with pytest.raises(BenchError, match="the same model is named twice"):
+        resolve_with_baselines(["resnet56", "resnet56"])
     ref = gdzoo.load(str(folder))
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
