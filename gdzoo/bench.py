@@ -214,6 +214,7 @@ def resolve_with_baselines(names: Sequence[str], widths_from: Mapping[str, str] 
     by_name = {v.name: v for v in variants}
     if len(by_name) != len(variants):
         raise BenchError(f"the same model is named twice in {list(names)}")
+    by_name.update((requested, v) for requested, v in zip(names, variants))  # --baseline may name a folder
     bases: dict[str, Variant] = {}
     for v in variants:
         bname = baseline or v.baseline

@@ -145,6 +145,10 @@ def test_resolve_baselines_and_sources(tmp_path, unpruned_zoo):
     other = export(pruned_model("cifar_resnet20", seed=3), tmp_path / "exp2")
     assert [v.name for v in resolve_with_baselines([str(folder), str(other)])] == [
         "cifar_resnet20 (unpruned)", str(folder), str(other)]
+    # a --baseline given as one of the requested folders is timed once
+    pair = resolve_with_baselines([str(other), str(folder)], baseline=str(other))
+    assert [(v.name, v.role, v.baseline) for v in pair] == [(str(other), "baseline", None),
+                                                          (str(folder), "variant", str(other))]
     with pytest.raises(BenchError, match="the same model is named twice"):
         resolve_with_baselines(["resnet56", "resnet56"])
     ref = gdzoo.load(str(folder))
