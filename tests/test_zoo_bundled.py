@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from PIL import Image
 
 import gdzoo
+from gdzoo.cli import main
 from gdzoo.data import ImageTensors, TensorLoader
 from gdzoo.training import evaluate
 from gdzoo.zoo import get_entry
@@ -30,6 +32,9 @@ def test_shipped_weights_load_offline_and_match_the_registry(name, monkeypatch):
     config = json.loads((entry.bundled / "config.json").read_text())
     assert config["metrics"]["top1"] == pytest.approx(entry.metrics["top1"])
     assert model.pretrained_cfg["label_names"][0] == "airplane"
+    info = CliRunner().invoke(main, ["info", name])
+    assert info.exit_code == 0 and f"shipped by:  {config['reproduce']}" in info.output
+    assert config["reproduce"].startswith("gdzoo reproduce resnet56-70 --preset cpu")
     logits = model(torch.zeros(2, 3, 32, 32))
     assert logits.shape == (2, 10) and torch.isfinite(logits).all()
 

@@ -54,6 +54,9 @@ def _echo_entry(entry) -> None:
         f"sha256:      {entry.sha256 or '—'}",
         f"reproduce:   {entry.reproduce or entry.recipe.get('description', '—')}",
     ]
+    if entry.bundled is not None:  # the shipped weights may come from a preset of the recipe
+        made_by = json.loads((entry.bundled / "config.json").read_text()).get("reproduce")
+        lines.append(f"shipped by:  {made_by or '—'}")
     click.echo("\n".join(lines))
 
 
