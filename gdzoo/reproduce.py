@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from . import __version__, checkpoint, data, distributed
 from .flops import count_flops
-from .models import create_model, default_input_size
+from .models import create_model
 from .recipe import RecipeError, load_recipe, take
 from .training import cosine_lr, evaluate, train_one_epoch
 

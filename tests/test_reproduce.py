@@ -192,9 +192,17 @@ def test_compute_seconds_excludes_the_gap_before_a_resume(tmp_path):
     assert compute_seconds(tmp_path, now=530) == (130 - 101) + (530 - 500)
 
 
-def test_reuse_skips_the_stages_whose_inputs_match(tmp_path, tiny_recipe):
-    first = tmp_path / "first"
-    reproduce(tiny_recipe, out=str(first), device="cpu")
+@pytest.fixture(scope="module")
+def finished_tiny_run(tmp_path_factory) -> Path:
+    """One finished run of TINY, shared by the --reuse tests (which only read it)."""
+    root = tmp_path_factory.mktemp("finished")
+    (root / "tiny.toml").write_text(TINY)
+    reproduce(str(root / "tiny.toml"), out=str(root / "run"), device="cpu")
+    return root / "run"
+
+
+def test_reuse_skips_the_stages_whose_inputs_match(tmp_path, finished_tiny_run):
+    first = finished_tiny_run
     longer = tmp_path / "longer.toml"
     longer.write_text(TINY.replace("[finetune]\nepochs = 1", "[finetune]\nepochs = 2"))
     second = tmp_path / "second"
@@ -210,9 +218,8 @@ def test_reuse_skips_the_stages_whose_inputs_match(tmp_path, tiny_recipe):
     assert all(torch.equal(pruned_first[k], pruned_second[k]) for k in pruned_first)
 
 
-def test_reuse_refuses_runs_with_other_inputs_and_leaves_no_run(tmp_path, tiny_recipe):
-    first = tmp_path / "first"
-    reproduce(tiny_recipe, out=str(first), device="cpu")
+def test_reuse_refuses_runs_with_other_inputs_and_leaves_no_run(tmp_path, tiny_recipe, finished_tiny_run):
+    first = finished_tiny_run
     other_data = tmp_path / "other.toml"
     other_data.write_text(TINY.replace("batch_size = 16", "batch_size = 8"))
     out = tmp_path / "second"
