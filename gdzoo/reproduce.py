@@ -36,6 +36,7 @@ DATA_DEFAULTS = {"source": "cifar10", "num_classes": 10, "image_size": 32, "batc
 TRAIN_DEFAULTS = {"epochs": 0, "lr": 0.1, "min_lr": 0.0, "momentum": 0.9, "weight_decay": 5e-4,
                   "nesterov": False, "max_steps_per_epoch": 0}
 BASELINE_DEFAULTS = {**TRAIN_DEFAULTS, "init": "scratch", "export_name": ""}
+FINETUNE_DEFAULTS = {**TRAIN_DEFAULTS, "distill_weight": 0.0, "distill_temperature": 4.0}
 
 
 class RunError(RuntimeError):
@@ -162,9 +163,10 @@ def _forward_model(model: nn.Module, rt: distributed.Runtime) -> nn.Module:
     return torch.compile(model) if rt.compile else model
 
 
-def train_epochs(run: Run, stage: str, model: nn.Module, cfg: dict, train_loader, val_loader) -> dict:
+def train_epochs(run: Run, stage: str, model: nn.Module, cfg: dict, train_loader, val_loader,
+                 criterion=None) -> dict:
     """SGD with cosine LR for ``cfg['epochs']`` epochs, resumable at every epoch boundary; returns
-    the validation metrics of the trained model."""
+    the validation metrics of the trained model. ``criterion``: see ``train_one_epoch``."""
     epochs = cfg["epochs"]
     if epochs <= 0:
         return evaluate_all_ranks(run, model, val_loader)
@@ -184,8 +186,8 @@ def train_epochs(run: Run, stage: str, model: nn.Module, cfg: dict, train_loader
         stats = train_one_epoch(
             net, train_loader.epoch(epoch), optimizer, device=run.rt.device,
             lr_at=lambda step: cosine_lr(step, total, cfg["lr"], cfg["min_lr"]), start_step=epoch * steps_per_epoch,
-            amp_dtype=run.rt.amp_dtype, channels_last=run.rt.channels_last, max_steps=steps_per_epoch,
-            desc=f"{stage} epoch {epoch + 1}/{epochs}", disable_progress=not run.rt.is_main)
+            criterion=criterion, amp_dtype=run.rt.amp_dtype, channels_last=run.rt.channels_last,
+            max_steps=steps_per_epoch, desc=f"{stage} epoch {epoch + 1}/{epochs}", disable_progress=not run.rt.is_main)
         val = evaluate_all_ranks(run, net, val_loader)
         run.save(f"{stage}_train", {"epoch": epoch + 1, "model": model.state_dict(),
                                    "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()})
@@ -272,21 +274,43 @@ def baseline_stage(run: Run, train_loader, val_loader, command: str) -> tuple[nn
 PHASE_OFFSETS = {"tick": 1_000_000, "tock": 2_000_000}
 
 
-def prune_stage(run: Run, model: nn.Module, train_loader, val_loader) -> nn.Module:
-    """Decorate, Tick-Tock (or One-Shot / Tick-Only) to the MACs target, melt; resumable per Tick/Tock."""
+def prune_config(recipe: dict):
+    """The recipe's ``[prune]`` table as a checked ``TickTockConfig``."""
     from dataclasses import asdict
 
-    from .engine import TickTock, TickTockConfig, build_graph, decorate, melt
+    from .engine import TickTockConfig
+
+    try:
+        return TickTockConfig(**take(recipe["prune"], asdict(TickTockConfig()), "prune"))
+    except ValueError as error:
+        raise RecipeError(f"[prune] of recipe {recipe['recipe']}: {error}") from error
+
+
+def check_recipe(recipe: dict) -> None:
+    """Refuse a bad key or value in any section before the first stage starts, not hours into a run."""
+    from .distill import check_settings
+
+    take(recipe["data"], DATA_DEFAULTS, "data")
+    take(recipe["baseline"], BASELINE_DEFAULTS, "baseline")
+    prune_config(recipe)
+    finetune = take(recipe["finetune"], FINETUNE_DEFAULTS, "finetune")
+    if finetune["distill_weight"]:
+        try:
+            check_settings(finetune["distill_weight"], finetune["distill_temperature"])
+        except ValueError as error:
+            raise RecipeError(f"[finetune] of recipe {recipe['recipe']}: {error}") from error
+
+
+def prune_stage(run: Run, model: nn.Module, train_loader, val_loader) -> nn.Module:
+    """Decorate, Tick-Tock (or One-Shot / Tick-Only) to the MACs target, melt; resumable per Tick/Tock."""
+    from .engine import TickTock, build_graph, decorate, melt
 
     done = run.load("pruned")
     if done is not None:
         melted = create_model(run.recipe["arch"], widths=done["widths"], num_classes=done["num_classes"])
         melted.load_state_dict(done["model"])
         return melted.to(run.rt.device)
-    try:
-        config = TickTockConfig(**take(run.recipe["prune"], asdict(TickTockConfig()), "prune"))
-    except ValueError as error:
-        raise RecipeError(f"[prune] of recipe {run.recipe['recipe']}: {error}") from error
+    config = prune_config(run.recipe)
     size = take(run.recipe["data"], DATA_DEFAULTS, "data")["image_size"]
     decorate(model)
     graph = build_graph(model, (3, size, size))
@@ -312,16 +336,27 @@ def prune_stage(run: Run, model: nn.Module, train_loader, val_loader) -> nn.Modu
     return melted
 
 
-def finetune_stage(run: Run, model: nn.Module, train_loader, val_loader) -> tuple[nn.Module, dict]:
-    """Fine-tune the melted model; returns it and its final validation metrics."""
-    cfg = take(run.recipe["finetune"], TRAIN_DEFAULTS, "finetune")
+def finetune_stage(run: Run, model: nn.Module, train_loader, val_loader,
+                   teacher: nn.Module) -> tuple[nn.Module, dict]:
+    """Fine-tune the melted model; returns it and its final validation metrics.
+
+    With ``distill_weight`` > 0 in ``[finetune]``, ``teacher`` (the unpruned baseline) supplies
+    soft targets (see ``gdzoo.distill``); otherwise it is not used.
+    """
+    from .distill import Distillation
+
+    cfg = take(run.recipe["finetune"], FINETUNE_DEFAULTS, "finetune")
     done = run.load("finetune")
     if done is not None:
         model.load_state_dict(done["model"])
         return model, done["metrics"]
+    criterion = None
+    if cfg["distill_weight"]:
+        criterion = Distillation(teacher.to(run.rt.device), cfg["distill_weight"], cfg["distill_temperature"])
     if run.rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    metrics = train_epochs(run, "finetune", model, cfg, train_loader, val_loader)
+        teacher.to(memory_format=torch.channels_last)
+    metrics = train_epochs(run, "finetune", model, cfg, train_loader, val_loader, criterion)
     run.save("finetune", {"model": model.state_dict(), "metrics": metrics})
     run.log({"stage": "finetune", "event": "done", "val_top1": metrics["top1"], "loss": metrics["loss"]})
     return model, metrics
@@ -478,6 +513,7 @@ def reproduce(recipe_name: str, *, data_path: Optional[str] = None, out: Optiona
     ``reuse``: the folder of an earlier run whose finished stages with equal inputs are copied in.
     """
     recipe = load_recipe(recipe_name, preset)
+    check_recipe(recipe)
     seed = recipe.get("seed", 0) if seed is None else seed
     out_dir = Path(out) if out else Path("runs") / (recipe["recipe"] + (f"-{preset}" if preset else ""))
     init = init or recipe["baseline"].get("init", BASELINE_DEFAULTS["init"])
@@ -503,9 +539,11 @@ def reproduce(recipe_name: str, *, data_path: Optional[str] = None, out: Optiona
     command = reproduce_command_line(recipe, preset, data_path, init, seed)
     train_loader, val_loader, run.classes = build_loaders(recipe, data_path, rt, seed)
     baseline, baseline_metrics = baseline_stage(run, train_loader, val_loader, command)
+    # pruning decorates the baseline in place: keep a plain copy, the MACs reference and the teacher
     baseline_copy = create_model(recipe["arch"], widths=baseline.widths, num_classes=baseline.num_classes)
+    baseline_copy.load_state_dict(baseline.state_dict())
     pruned = prune_stage(run, baseline, train_loader, val_loader)
-    model, metrics = finetune_stage(run, pruned, train_loader, val_loader)
+    model, metrics = finetune_stage(run, pruned, train_loader, val_loader, baseline_copy)
     summary = export_stage(run, model, metrics, baseline_copy, baseline_metrics, command)
     run.log({"stage": "export", "event": "done", "val_top1": metrics["top1"], "macs_ratio": summary["macs_ratio"],
              "params_ratio": summary["params_ratio"]})

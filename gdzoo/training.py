@@ -48,6 +48,7 @@ def train_one_epoch(
     start_step: int = 0,
     penalty: Optional[Callable[[], torch.Tensor]] = None,
     after_backward: Optional[Callable[[], None]] = None,
+    criterion: Optional[Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = None,
     amp_dtype: Optional[torch.dtype] = None,
     channels_last: bool = False,
     max_steps: Optional[int] = None,
@@ -59,6 +60,8 @@ def train_one_epoch(
     ``lr_at(global_step)`` sets every param group's LR before each step, with global steps
     counted from ``start_step``. ``penalty()`` is added to the loss (e.g. L1 on gates).
     ``after_backward()`` runs between backward and the optimizer step, when gradients are ready.
+    ``criterion(logits, images, labels)`` replaces cross-entropy (e.g. distillation); the reported
+    loss is then the criterion's.
     """
     device = torch.device(device)
     model.train()
@@ -80,7 +83,8 @@ def train_one_epoch(
                 group["lr"] = lr
         with _autocast(device, amp_dtype):
             logits = model(images)
-            loss = nn.functional.cross_entropy(logits, labels)
+            loss = (nn.functional.cross_entropy(logits, labels) if criterion is None
+                    else criterion(logits, images, labels))
         objective = loss if penalty is None else loss + penalty()
         optimizer.zero_grad(set_to_none=True)
         objective.backward()

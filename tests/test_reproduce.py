@@ -154,6 +154,14 @@ def test_bad_inputs_fail_clearly_without_export(tmp_path, tiny_recipe):
     bad_prune.write_text(TINY.replace("fraction_per_tick = 0.1", "fraction_per_tik = 0.1"))
     result = _cli(str(bad_prune), "--out", str(tmp_path / "e"))
     assert result.exit_code == 1 and "unknown key(s) ['fraction_per_tik'] in [prune]" in result.output
+    assert not (tmp_path / "e").exists()  # refused before the baseline stage, not hours into the run
+
+    for setting, message in (("epochz = 1", "unknown key(s) ['epochz'] in [finetune]"),
+                             ("distill_weight = 1.5", "[finetune] of recipe bad: distill_weight must be in (0, 1]")):
+        bad_prune.write_text(TINY.replace("[finetune]\n", f"[finetune]\n{setting}\n"))
+        result = _cli(str(bad_prune), "--out", str(tmp_path / "f"))
+        assert result.exit_code == 1 and message in result.output
+        assert not (tmp_path / "f").exists()
 
 
 def test_output_folder_of_another_run_is_refused(tmp_path, tiny_recipe):
@@ -231,3 +239,27 @@ def test_reuse_refuses_runs_with_other_inputs_and_leaves_no_run(tmp_path, tiny_r
     result = _cli(tiny_recipe, "--out", str(out), "--reuse", str(tmp_path / "nowhere"))
     assert result.exit_code == 1 and "no gdzoo run there (run.json missing)" in result.output
     assert list(out.iterdir()) == []
+
+
+def test_distillation_fine_tunes_with_the_trained_baseline_as_teacher(tmp_path, finished_tiny_run, monkeypatch):
+    from gdzoo import distill
+
+    teachers = []
+
+    class Recording(distill.Distillation):
+        def __init__(self, teacher, weight, temperature):
+            super().__init__(teacher, weight, temperature)
+            teachers.append((teacher, weight, temperature))
+
+    monkeypatch.setattr(distill, "Distillation", Recording)
+    recipe = tmp_path / "kd.toml"
+    recipe.write_text(TINY.replace("[finetune]\n", "[finetune]\ndistill_weight = 0.9\ndistill_temperature = 2.0\n"))
+    summary = reproduce(str(recipe), out=str(tmp_path / "kd"), device="cpu", reuse=str(finished_tiny_run))
+
+    [(teacher, weight, temperature)] = teachers
+    assert (weight, temperature) == (0.9, 2.0)
+    baseline = torch.load(finished_tiny_run / "state" / "baseline.pt", weights_only=True)["model"]
+    assert teacher.state_dict().keys() == baseline.keys()
+    assert all(torch.equal(teacher.state_dict()[k], baseline[k]) for k in baseline)
+    # the export's reference MACs are still the unpruned model's
+    assert summary["baseline_macs"] == json.loads((finished_tiny_run / "metrics.json").read_text())["baseline_macs"]
