@@ -26,8 +26,8 @@ import gdzoo
 from gdzoo import count_flops, distributed
 from gdzoo.models import create_model
 from gdzoo.recipe import load_recipe, take
-from gdzoo.reproduce import (DATA_DEFAULTS, TRAIN_DEFAULTS, Run, build_loaders, checkpoint_json, compute_seconds,
-                             train_epochs)
+from gdzoo.reproduce import DATA_DEFAULTS, TRAIN_DEFAULTS, build_loaders, train_epochs
+from gdzoo.run_folder import Run, checkpoint_json, compute_seconds
 from gdzoo.zoo import export_model
 
 SCORING_EPOCH = 3_000_000  # data order of the Taylor batches, apart from the fine-tune epochs

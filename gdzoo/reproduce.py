@@ -1,6 +1,6 @@
 """``gdzoo reproduce``: baseline -> gates -> Tick-Tock -> melt -> fine-tune -> evaluate -> export.
 
-Every stage checkpoints atomically into ``OUT/state/`` (each epoch, Tick and Tock), so ``--resume``
+Every stage checkpoints atomically into ``OUT/state/`` (the run folder: ``run_folder``) (each epoch, Tick and Tock), so ``--resume``
 continues a killed run and ends with the same masks as an uninterrupted one. Only rank 0 writes.
 The pruned model is melted *before* fine-tuning: the melted model computes the same function as
 the gated-masked one, and fine-tuning it costs the pruned model's MACs instead of the full width's.
@@ -8,25 +8,24 @@ the gated-masked one, and fine-tuning it costs the pruned model's MACs instead o
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import random
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import __version__, checkpoint, data, distributed
+from . import __version__, data, distributed
 from .flops import count_flops
 from .models import create_model
 from .recipe import RecipeError, load_recipe, take
+from .run_folder import Run, RunError, checkpoint_json, compute_seconds, prepare_out, reuse_stages
 from .training import cosine_lr, evaluate, train_one_epoch
 
 DATA_DEFAULTS = {"source": "cifar10", "num_classes": 10, "image_size": 32, "batch_size": 128,
@@ -37,59 +36,6 @@ TRAIN_DEFAULTS = {"epochs": 0, "lr": 0.1, "min_lr": 0.0, "momentum": 0.9, "weigh
                   "nesterov": False, "max_steps_per_epoch": 0}
 BASELINE_DEFAULTS = {**TRAIN_DEFAULTS, "init": "scratch", "export_name": ""}
 FINETUNE_DEFAULTS = {**TRAIN_DEFAULTS, "distill_weight": 0.0, "distill_temperature": 4.0}
-
-
-class RunError(RuntimeError):
-    """A run that cannot start or continue as asked; the message says what to do."""
-
-
-@dataclass
-class Run:
-    """One reproduce run: its recipe, output folder, runtime and log."""
-
-    recipe: dict
-    out: Path
-    rt: distributed.Runtime
-    seed: int
-    init: str = "scratch"
-    init_provenance: Optional[dict] = None  # where the initial weights came from, when they say
-    classes: list = field(default_factory=list)
-    log_path: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.log_path = self.out / "log.jsonl"
-
-    @property
-    def state(self) -> Path:
-        return self.out / "state"
-
-    def log(self, record: dict) -> None:
-        """Append one JSON record to log.jsonl and print its summary line (rank 0 only)."""
-        if not self.rt.is_main:
-            return
-        record = {"time": round(time.time(), 3), **record}
-        with open(self.log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        tqdm.write(_summary(record))
-
-    def save(self, name: str, obj: Any) -> None:
-        if self.rt.is_main:
-            checkpoint.atomic_save(obj, self.state / f"{name}.pt")
-        distributed.barrier()
-
-    def load(self, name: str) -> Optional[Any]:
-        return checkpoint.load(self.state / f"{name}.pt")
-
-
-def _summary(record: dict) -> str:
-    parts = [f"[{record.get('stage', '?')}]"]
-    for key, fmt in (("event", "{}"), ("index", "#{}"), ("macs_ratio", "MACs {:.1%}"),
-                     ("params_ratio", "params {:.1%}"), ("loss", "loss {:.4f}"), ("acc", "acc {:.2%}"),
-                     ("val_top1", "val {:.2%}"), ("eval_top1", "val {:.2%}"), ("lr", "lr {:.2e}"),
-                     ("units_pruned", "pruned {}")):
-        if record.get(key) is not None:
-            parts.append(fmt.format(record[key]))
-    return " ".join(parts)
 
 
 def _git_commit() -> Optional[str]:
@@ -404,87 +350,6 @@ def export_stage(run: Run, model: nn.Module, metrics: dict, baseline_model: nn.M
         checkpoint_json(run.out / "metrics.json", summary)
     distributed.barrier()
     return summary
-
-
-def compute_seconds(out: Path, now: float) -> float:
-    """Seconds a run spent running, summed over its invocations (the gaps between a kill and its
-    ``--resume`` excluded): each invocation logs a ``start`` record; the first begins at run.json."""
-    segment_start = last = (out / "run.json").stat().st_mtime
-    total = 0.0
-    for line in (out / "log.jsonl").read_text().splitlines() if (out / "log.jsonl").exists() else []:
-        record = json.loads(line)
-        if record.get("event") == "start":
-            total += last - segment_start
-            segment_start = record["time"]
-        last = record["time"]
-    return total + now - segment_start
-
-
-def checkpoint_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def prepare_out(out: Path, recipe: dict, seed: int, init: str, resume: bool) -> None:
-    """Refuse an output folder that holds another run, or this run without ``--resume``."""
-    identity = {"recipe": recipe, "seed": seed, "init": init}
-    run_file = out / "run.json"
-    if run_file.is_file():
-        existing = json.loads(run_file.read_text())
-        if existing != identity:
-            raise RunError(f"{out} holds another run (recipe {existing.get('recipe', {}).get('recipe')!r}, preset "
-                           f"{existing.get('recipe', {}).get('preset')!r}, seed {existing.get('seed')}) or this recipe "
-                           f"changed since it started; choose another --out")
-        if not resume:
-            raise RunError(f"{out} already holds this run; pass --resume to continue it, or choose another --out")
-        return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunError(f"{out} exists and is not an empty folder of a gdzoo run; choose a new or empty --out")
-    try:
-        (out / "state").mkdir(parents=True, exist_ok=True)
-        checkpoint_json(run_file, identity)
-    except OSError as error:
-        raise RunError(f"cannot write to {out} ({error.strerror}); choose a writable --out") from error
-
-
-STAGE_INPUTS = {"baseline": ("arch", "data", "baseline"), "pruned": ("arch", "data", "baseline", "prune")}
-
-
-def reuse_stages(source: Path, out: Path, recipe: dict, seed: int, init: str) -> list[str]:
-    """Copy the finished stages of the run in ``source`` whose inputs equal this run's into ``out``.
-
-    A stage's inputs are the seed, the baseline init and the recipe sections it reads, so a run that
-    only changes ``[finetune]`` starts from the other run's pruned model instead of pruning again.
-    """
-    run_file = source / "run.json"
-    if not run_file.is_file():
-        raise RunError(f"--reuse {source}: no gdzoo run there (run.json missing); pass the --out of an earlier run")
-    other = json.loads(run_file.read_text())
-    if (other.get("seed"), other.get("init")) != (seed, init):
-        raise RunError(f"--reuse {source}: that run used seed {other.get('seed')} and --init {other.get('init')}, "
-                       f"this one seed {seed} and --init {init}; pass the same --seed and --init")
-    reused = []
-    for stage, keys in STAGE_INPUTS.items():
-        differs = [k for k in keys if other["recipe"].get(k) != recipe.get(k)]
-        if differs:
-            if not reused:
-                raise RunError(f"--reuse {source}: nothing to reuse, its [{differs[0]}] differs from this recipe's")
-            break
-        if not (source / "state" / f"{stage}.pt").is_file():
-            break
-        reused.append(stage)
-    if not reused:
-        raise RunError(f"--reuse {source}: that run has not finished its baseline stage yet")
-    for stage in reused:
-        tmp = out / "state" / f".{stage}.pt.tmp"
-        shutil.copyfile(source / "state" / f"{stage}.pt", tmp)
-        os.replace(tmp, out / "state" / f"{stage}.pt")
-    if (source / "baseline").is_dir() and not (out / "baseline").exists():
-        shutil.copytree(source / "baseline", out / ".baseline.tmp")
-        os.replace(out / ".baseline.tmp", out / "baseline")
-    return reused
 
 
 def reproduce_command_line(recipe: dict, preset: Optional[str], data_path: Optional[str], init: str,

@@ -7,7 +7,8 @@ import click
 
 from .data import DataError
 from .recipe import RecipeError
-from .reproduce import RunError, reproduce
+from .reproduce import reproduce
+from .run_folder import RunError
 
 
 @click.command("reproduce")

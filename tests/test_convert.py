@@ -230,8 +230,6 @@ def test_cli_converts_and_reports_errors(tmp_path: Path) -> None:
 
 def _real_images(n: int) -> torch.Tensor:
     """The first ``n`` JPEGs of the shared CIFAR-10 tarball, normalised as the authors did."""
-    import io
-
     import numpy as np
     from PIL import Image
 

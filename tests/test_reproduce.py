@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 import gdzoo
 from gdzoo.cli import main
 from gdzoo.engine import ticktock
-from gdzoo.reproduce import RunError, reproduce
+from gdzoo.reproduce import reproduce
+from gdzoo.run_folder import RunError
 
 TINY = """
 name = "tiny-gbn"
@@ -190,7 +191,7 @@ def test_torchrun_two_processes_write_one_export(tmp_path, tiny_recipe):
 
 
 def test_compute_seconds_excludes_the_gap_before_a_resume(tmp_path):
-    from gdzoo.reproduce import compute_seconds
+    from gdzoo.run_folder import compute_seconds
 
     (tmp_path / "run.json").write_text("{}")
     os.utime(tmp_path / "run.json", (100, 100))
