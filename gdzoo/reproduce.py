@@ -1,6 +1,6 @@
 """``gdzoo reproduce``: baseline -> gates -> Tick-Tock -> melt -> fine-tune -> evaluate -> export.
 
-Every stage checkpoints atomically into ``OUT/state/`` (the run folder: ``run_folder``) (each epoch, Tick and Tock), so ``--resume``
+Every stage checkpoints atomically into ``OUT/state/`` (each epoch, Tick and Tock), so ``--resume``
 continues a killed run and ends with the same masks as an uninterrupted one. Only rank 0 writes.
 The pruned model is melted *before* fine-tuning: the melted model computes the same function as
 the gated-masked one, and fine-tuning it costs the pruned model's MACs instead of the full width's.
@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 from torch import nn
@@ -27,6 +27,9 @@ from .models import create_model
 from .recipe import RecipeError, load_recipe, take
 from .run_folder import Run, RunError, checkpoint_json, compute_seconds, prepare_out, reuse_stages
 from .training import cosine_lr, evaluate, train_one_epoch
+
+if TYPE_CHECKING:
+    from .engine import TickTockConfig
 
 DATA_DEFAULTS = {"source": "cifar10", "num_classes": 10, "image_size": 32, "batch_size": 128,
                  "eval_batch_size": 500, "val_per_class": 500, "mean": list(data.CIFAR10_MEAN),
@@ -110,7 +113,7 @@ def _forward_model(model: nn.Module, rt: distributed.Runtime) -> nn.Module:
 
 
 def train_epochs(run: Run, stage: str, model: nn.Module, cfg: dict, train_loader, val_loader,
-                 criterion=None) -> dict:
+                 criterion: Optional[Callable[..., torch.Tensor]] = None) -> dict:
     """SGD with cosine LR for ``cfg['epochs']`` epochs, resumable at every epoch boundary; returns
     the validation metrics of the trained model. ``criterion``: see ``train_one_epoch``."""
     epochs = cfg["epochs"]
@@ -220,7 +223,7 @@ def baseline_stage(run: Run, train_loader, val_loader, command: str) -> tuple[nn
 PHASE_OFFSETS = {"tick": 1_000_000, "tock": 2_000_000}
 
 
-def prune_config(recipe: dict):
+def prune_config(recipe: dict) -> TickTockConfig:
     """The recipe's ``[prune]`` table as a checked ``TickTockConfig``."""
     from dataclasses import asdict
 
