@@ -349,7 +349,8 @@ def export_stage(run: Run, model: nn.Module, metrics: dict, baseline_model: nn.M
         _export(run, model, metrics, "export", run.recipe["name"], command,
                 {"name": run.recipe["arch"], "macs": base_macs, "params": base_params},
                 {"baseline_top1": round(100 * baseline_metrics["top1"], 2), "baseline_init": run.init,
-                 "baseline_init_provenance": run.init_provenance})
+                 "baseline_init_provenance": run.init_provenance,
+                 "schedule": {key: run.recipe[key] for key in ("baseline", "prune", "finetune")}})
         checkpoint_json(run.out / "metrics.json", summary)
     distributed.barrier()
     return summary

@@ -262,5 +262,11 @@ def test_distillation_fine_tunes_with_the_trained_baseline_as_teacher(tmp_path, 
     baseline = torch.load(finished_tiny_run / "state" / "baseline.pt", weights_only=True)["model"]
     assert teacher.state_dict().keys() == baseline.keys()
     assert all(torch.equal(teacher.state_dict()[k], baseline[k]) for k in baseline)
+    # the card states the schedule that made the weights, distillation included
+    provenance = json.loads((tmp_path / "kd" / "export" / "config.json").read_text())["provenance"]
+    assert provenance["schedule"]["finetune"] == {"epochs": 1, "lr": 0.01, "distill_weight": 0.9,
+                                                  "distill_temperature": 2.0}
+    assert provenance["schedule"]["prune"]["fraction_per_tick"] == 0.1
+    assert '"distill_weight": 0.9' in (tmp_path / "kd" / "export" / "README.md").read_text()
     # the export's reference MACs are still the unpruned model's
     assert summary["baseline_macs"] == json.loads((finished_tiny_run / "metrics.json").read_text())["baseline_macs"]
