@@ -55,7 +55,8 @@ def budget(run: Path) -> str:
     parts = [f"{ticks} x {prune['tick_steps']} gate batches"]
     if tocks:
         parts.append(f"{tocks * prune['tock_epochs']} Tock epochs")
-    return ", ".join(parts + [f"{finetune} fine-tune epochs"])
+    distilled = " (distilled from the baseline)" if identity["recipe"]["finetune"].get("distill_weight") else ""
+    return ", ".join(parts + [f"{finetune} fine-tune epochs{distilled}"])
 
 
 def _bench_row(rows: list[dict], export: Path, batch: int) -> dict | None:
