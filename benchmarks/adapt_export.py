@@ -12,40 +12,24 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
+from _script_run import open_script_run, script_parser
 
 import gdzoo
-from gdzoo import count_flops, distributed
-from gdzoo.recipe import load_recipe, take
-from gdzoo.reproduce import BASELINE_DEFAULTS, DATA_DEFAULTS, build_loaders, evaluate_all_ranks, train_epochs
-from gdzoo.run_folder import Run, checkpoint_json, compute_seconds
+from gdzoo import count_flops
+from gdzoo.recipe import take
+from gdzoo.reproduce import BASELINE_DEFAULTS, DATA_DEFAULTS, evaluate_all_ranks, train_epochs
+from gdzoo.run_folder import checkpoint_json, compute_seconds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--init", required=True, help="Export folder (or zoo name) to adapt.")
-    parser.add_argument("--data", required=True, help="ImageFolder tree (train/<class>/...).")
-    parser.add_argument("--recipe", default="resnet56-70")
-    parser.add_argument("--preset", default="cpu", help="Its [data] and [baseline] training keys are used.")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-
-    recipe = load_recipe(args.recipe, args.preset)
-    out = Path(args.out)
-    (out / "state").mkdir(parents=True, exist_ok=True)
-    if not (out / "run.json").exists():
-        checkpoint_json(out / "run.json", {"adapt": vars(args)})
-    rt = distributed.setup("cpu", "off", True, False)
-    torch.manual_seed(args.seed)
-    run = Run(recipe, out, rt, args.seed, args.init)
-    run.log({"stage": "run", "event": "start", "resume": (out / "state" / "baseline_train.pt").exists()})
-    train_loader, val_loader, _ = build_loaders(recipe, args.data, rt, args.seed)
+    args = script_parser(__doc__.splitlines()[0], "Export folder (or zoo name) to adapt.", "cpu",
+                         "Its [data] and [baseline] training keys are used.").parse_args()
+    recipe, run, train_loader, val_loader, _ = open_script_run(args, {"adapt": vars(args)}, "baseline_train.pt")
+    out = run.out
     size = take(recipe["data"], DATA_DEFAULTS, "data")["image_size"]
 
     model = gdzoo.load(args.init).to(memory_format=torch.channels_last)

@@ -13,21 +13,20 @@ and writes an export folder plus metrics.json. Needs ``pip install -e '.[bench]'
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 import torch_pruning as tp
+from _script_run import open_script_run, script_parser
 from torch import nn
 
 import gdzoo
-from gdzoo import count_flops, distributed
+from gdzoo import count_flops
 from gdzoo.models import create_model
-from gdzoo.recipe import load_recipe, take
-from gdzoo.reproduce import DATA_DEFAULTS, TRAIN_DEFAULTS, build_loaders, train_epochs
-from gdzoo.run_folder import Run, checkpoint_json, compute_seconds
+from gdzoo.recipe import take
+from gdzoo.reproduce import DATA_DEFAULTS, TRAIN_DEFAULTS, train_epochs
+from gdzoo.run_folder import checkpoint_json, compute_seconds
 from gdzoo.zoo import export_model
 
 SCORING_EPOCH = 3_000_000  # data order of the Taylor batches, apart from the fine-tune epochs
@@ -72,30 +71,18 @@ def taylor_prune(model: nn.Module, batches, target_macs: int, input_size: tuple,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--init", required=True, help="Baseline export folder (or zoo name).")
-    parser.add_argument("--data", required=True, help="ImageFolder tree (train/<class>/...).")
-    parser.add_argument("--recipe", default="resnet56-70")
-    parser.add_argument("--preset", default="cpu-one-shot", help="Its [data], target and [finetune] are used.")
-    parser.add_argument("--out", required=True)
+    parser = script_parser(__doc__.splitlines()[0], "Baseline export folder (or zoo name).", "cpu-one-shot",
+                           "Its [data], target and [finetune] are used.")
     parser.add_argument("--steps", type=int, default=300, help="Iterative pruning steps up to --ratio.")
     parser.add_argument("--ratio", type=float, default=0.9, help="Channel pruning ratio reached at the last step.")
     parser.add_argument("--batches-per-step", type=int, default=5, help="Training batches of Taylor gradients per step.")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    recipe = load_recipe(args.recipe, args.preset)
-    out = Path(args.out)
-    (out / "state").mkdir(parents=True, exist_ok=True)
-    if not (out / "run.json").exists():
-        checkpoint_json(out / "run.json", {"peer": "torch-pruning " + tp.__version__, **vars(args)})
-    rt = distributed.setup("cpu", "off", True, False)
-    torch.manual_seed(args.seed)
-    run = Run(recipe, out, rt, args.seed, args.init)
-    run.log({"stage": "run", "event": "start", "resume": (out / "state" / "tp_pruned.pt").exists()})
+    recipe, run, train_loader, val_loader, classes = open_script_run(
+        args, {"peer": "torch-pruning " + tp.__version__, **vars(args)}, "tp_pruned.pt")
+    out = run.out
     size = take(recipe["data"], DATA_DEFAULTS, "data")["image_size"]
     input_size = (3, size, size)
-    train_loader, val_loader, classes = build_loaders(recipe, args.data, rt, args.seed)
 
     baseline = gdzoo.load(args.init)
     base_macs, base_params = count_flops(baseline, input_size)
